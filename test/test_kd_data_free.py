@@ -1,0 +1,107 @@
+"""Data-free KD (Zakeri et al.): generator, metadata, losses, and the two training steps."""
+
+import pytest
+import torch
+from torch import nn
+
+from beam_tracking_ros.kd import data_free as DF
+
+
+class TinyLidarTeacher(nn.Module):
+    """A GRU over (B, P, D) LiDAR features with a BatchNorm, returning the model output dict."""
+
+    def __init__(self, d: int = 12, h: int = 16, steps: int = 4, beams: int = 8) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm1d(d)
+        self.gru = nn.GRU(d, h, batch_first=True)
+        self.head = nn.Linear(h, steps * beams)
+        self.steps, self.beams = steps, beams
+
+    def forward(self, batch):
+        x = batch["lidar_feat"]
+        x = self.bn(x.transpose(1, 2)).transpose(1, 2)
+        seq, last = self.gru(x)
+        end = last[-1]
+        return {"logits": self.head(end).reshape(-1, self.steps, self.beams), "mid": seq.mean(1), "end": end}
+
+
+def real_batches(n: int = 4):
+    g = torch.Generator().manual_seed(0)
+    return [{"lidar_feat": torch.rand(16, 5, 12, generator=g) * 0.5 + 0.2} for _ in range(n)]
+
+
+def trained_teacher():
+    torch.manual_seed(0)
+    t = TinyLidarTeacher()
+    t.train()
+    with torch.no_grad():
+        for b in real_batches():  # populate BatchNorm running statistics from "real" data
+            t(b)
+    return t.eval()
+
+
+def test_generator_shapes_and_range():
+    g = DF.Generator("lidar_feat", (5, 12), noise_dim=20, hidden=8, output_range=(0.0, 1.0), pad_future=3)
+    x = g(g.sample_noise(4))["lidar_feat"]
+    assert x.shape == (4, 8, 12)
+    assert x.min() >= 0 and x.max() <= 1
+    assert torch.all(x[:, 5:] == 0)
+    with pytest.raises(ValueError, match="output_range"):
+        DF.Generator("x", (2,), output_range=(1.0, 0.0))
+
+
+def test_metadata_roundtrip_and_values():
+    t = trained_teacher()
+    meta = DF.collect_teacher_metadata(t, real_batches(), features=("end", "mid"))
+    assert meta.mean["end"].shape == (16,) and (meta.var["end"] >= 0).all()
+    again = DF.TeacherMetadata.from_state_dict(meta.state_dict())
+    assert torch.equal(again.mean["mid"], meta.mean["mid"])
+    feats = torch.randn(1000, 3) * 2 + 1
+    assert DF.metadata_loss(torch.ones(3), torch.full((3,), 4.0), feats) < 0.2
+    assert DF.metadata_loss(torch.zeros(3), torch.ones(3), feats) > 5.0
+
+
+def test_losses_hand_values():
+    f = torch.tensor([[3.0, 4.0], [0.0, 1.0]])
+    assert DF.activation_loss(f).item() == pytest.approx(-3.0)
+    uniform = torch.zeros(2, 4)
+    assert DF.entropy_loss(uniform).item() == pytest.approx(torch.log(torch.tensor(4.0)).item())
+    confident = torch.tensor([[20.0, 0, 0, 0], [0, 20.0, 0, 0]])
+    assert DF.entropy_loss(confident).item() < 1e-3
+    # balanced over the batch even though each is confident -> minimal information-entropy loss
+    expected = -torch.log(torch.tensor(2.0)).item()
+    assert DF.information_entropy_loss(confident).item() == pytest.approx(expected, abs=1e-3)
+
+
+@pytest.mark.parametrize("source", ["features", "batchnorm", "both"])
+def test_generator_loss_decreases(source):
+    t = trained_teacher()
+    meta = DF.collect_teacher_metadata(t, real_batches())
+    torch.manual_seed(1)
+    g = DF.Generator("lidar_feat", (5, 12), noise_dim=32, hidden=32)
+    hist = DF.train_generator(g, t, meta, steps=60, batch_size=32, lr=3e-3, source=source, seed=0)
+    first = sum(h["total"] for h in hist[:5]) / 5
+    last = sum(h["total"] for h in hist[-5:]) / 5
+    assert last < first
+    assert all(p.requires_grad for p in t.parameters())  # teacher unfrozen afterwards
+
+
+def test_student_trains_on_generated_inputs_only():
+    t = trained_teacher()
+    meta = DF.collect_teacher_metadata(t, real_batches())
+    g = DF.Generator("lidar_feat", (5, 12), noise_dim=32, hidden=32)
+    DF.train_generator(g, t, meta, steps=20, batch_size=16)
+    torch.manual_seed(2)
+    s = TinyLidarTeacher(h=4)
+    for loss in ("mse", "kl"):
+        hist = DF.train_student_data_free(s, t, g, steps=60, batch_size=16, lr=1e-2, loss=loss)
+        assert sum(hist[-5:]) < sum(hist[:5])
+
+
+def test_bad_config():
+    t = trained_teacher()
+    g = DF.Generator("lidar_feat", (5, 12), noise_dim=8, hidden=4)
+    with pytest.raises(ValueError, match="metadata"):
+        DF.train_generator(g, t, None, steps=1, source="features")
+    with pytest.raises(ValueError, match="loss"):
+        DF.train_student_data_free(t, t, g, steps=1, loss="ce")
