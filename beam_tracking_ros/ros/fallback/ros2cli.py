@@ -1,0 +1,300 @@
+"""The package's minimal ``ros2`` command, installed by the bootstrap only where no real ``ros2`` exists.
+
+Why: ``launch``, ``launch_ros`` and ``ros2cli`` are not installable from PyPI, yet users type
+``ros2 launch beam_tracking_ros carla_bridge.launch.py``. Supported: ``launch``, ``run``, ``topic list|echo``,
+``pkg prefix|executables|list``. ``import launch`` / ``import launch_ros`` inside launch files resolve to the
+mini implementations only inside this process and only when the real packages are not importable.
+
+Run as ``python -m beam_tracking_ros.ros.fallback.ros2cli <command> ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import os
+import shlex
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from . import (
+    PackageNotFoundError,
+    find_executable,
+    get_package_prefix,
+    get_package_share_directory,
+    list_executables,
+    list_packages,
+)
+
+_ALIASES = {"launch": __package__ + ".launch", "launch_ros": __package__ + ".launch_ros"}
+
+
+class _AliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Makes ``launch[.x]`` / ``launch_ros[.x]`` the fallback modules (one module object per name)."""
+
+    def find_spec(
+        self, fullname: str, path: Any = None, target: Any = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        for alias, real in _ALIASES.items():
+            if fullname == alias or fullname.startswith(alias + "."):
+                target_name = real + fullname[len(alias) :]
+                if importlib.util.find_spec(target_name) is None:
+                    return None
+                return importlib.util.spec_from_loader(fullname, self, origin=target_name)
+        return None
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
+        assert spec.origin is not None
+        return importlib.import_module(spec.origin)
+
+    def exec_module(self, module: ModuleType) -> None:
+        return None
+
+
+def real_launch_available() -> bool:
+    """True when the real ``launch`` and ``launch_ros`` are importable (then they are always used)."""
+    return all(importlib.util.find_spec(name) is not None for name in _ALIASES)
+
+
+def install_launch_aliases() -> bool:
+    """Alias the fallback packages to ``launch``/``launch_ros`` unless the real ones exist (True: aliased)."""
+    if real_launch_available():
+        return False
+    if not any(isinstance(f, _AliasFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _AliasFinder())
+    return True
+
+
+# ---- ros2 launch -----------------------------------------------------------------------------------
+def find_launch_file(package: str, file_name: str) -> Path:
+    """``share/<pkg>/launch/<file>``, else a unique file of that name anywhere under ``share/<pkg>``."""
+    share = get_package_share_directory(package)
+    direct = share / "launch" / file_name
+    if direct.is_file():
+        return direct
+    matches = sorted(p for p in share.rglob(file_name) if p.is_file()) if share.is_dir() else []
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise LookupError(
+            f"file '{file_name}' found more than once in package '{package}': " + ", ".join(map(str, matches))
+        )
+    available = sorted(p.name for p in share.rglob("*.launch.py")) if share.is_dir() else []
+    raise LookupError(
+        f"file '{file_name}' was not found in the share directory of package '{package}' ({share}); "
+        f"launch files there: {', '.join(available) if available else 'none'}"
+    )
+
+
+def parse_launch_arguments(items: Sequence[str]) -> list[tuple[str, str]]:
+    out = []
+    for item in items:
+        name, sep, value = item.partition(":=")
+        if not sep or not name:
+            raise ValueError(f"malformed launch argument '{item}', expected format '<name>:=<value>'")
+        out.append((name, value))
+    return out
+
+
+def _describe_arguments(declared: Sequence[Any], perform: Any) -> str:
+    if not declared:
+        return "No arguments."
+    lines = ["Arguments (pass arguments as '<name>:=<value>'):"]
+    for arg in declared:
+        lines += ["", f"    '{arg.name}':", f"        {arg.description}"]
+        if arg.choices:
+            lines.append(f"        Valid choices are: {arg.choices}")
+        if arg.default_value is None:
+            lines.append("        (required)")
+        else:
+            lines.append(f"        (default: {perform(arg.default_value)})")
+    return "\n".join(lines)
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    rest = list(args.launch_arguments)
+    try:
+        if os.path.isfile(args.package_name) and (
+            args.launch_file_name is None or ":=" in args.launch_file_name
+        ):
+            path = Path(args.package_name).resolve()
+            rest = ([args.launch_file_name] if args.launch_file_name else []) + rest
+        elif args.launch_file_name is None:
+            raise LookupError(
+                f"'{args.package_name}' is not a launch file; "
+                "usage: ros2 launch <package> <file> [name:=value ...] or ros2 launch <path>"
+            )
+        else:
+            path = find_launch_file(args.package_name, args.launch_file_name)
+        given = parse_launch_arguments(rest)
+    except (LookupError, ValueError) as exc:
+        print(f"ros2 launch: error: {exc}", file=sys.stderr)
+        return 2
+    using_fallback = install_launch_aliases()
+    launch = importlib.import_module("launch")
+    importlib.import_module("launch.actions")
+    source = launch.launch_description_sources.PythonLaunchDescriptionSource(str(path))
+    try:
+        description = source.try_get_launch_description_without_context()
+    except Exception as exc:
+        if not isinstance(exc, getattr(launch, "LaunchError", ())):
+            traceback.print_exc()
+        print(f"[ERROR] [launch]: Caught exception when trying to load file '{path}': {exc}", file=sys.stderr)
+        return 1
+    if using_fallback:
+        ctx = launch.LaunchContext()
+        ctx.launch_configurations.update(given)
+        ctx.extend_locals(
+            {"current_launch_file_path": str(path), "current_launch_file_directory": str(path.parent)}
+        )
+        try:
+            declared, complete = description._launch_arguments(ctx)
+        except Exception:
+            declared, complete = [], False
+        if args.show_args:
+            print(_describe_arguments(declared, lambda subs: "".join(s.perform(ctx) for s in subs)))
+            return 0
+        unknown = [name for name, _ in given if all(a.name != name for a in declared)]
+        if unknown and complete:
+            known = ", ".join(f"'{a.name}'" for a in declared) or "none"
+            print(
+                f"ros2 launch: error: unknown launch argument(s) {', '.join(repr(u) for u in unknown)} for "
+                f"{path.name}; declared arguments: {known} (see 'ros2 launch ... --show-args')",
+                file=sys.stderr,
+            )
+            return 2
+    elif args.show_args:
+        for arg in description.get_launch_arguments():
+            print(f"'{arg.name}': {arg.description}")
+        return 0
+    service = launch.LaunchService(argv=rest, debug=args.debug)
+    service.include_launch_description(
+        launch.actions.IncludeLaunchDescription(source, launch_arguments=given)
+    )
+    return int(service.run())
+
+
+# ---- ros2 run / pkg --------------------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        exe = find_executable(args.package_name, args.executable_name)
+    except PackageNotFoundError as exc:
+        print(f"ros2 run: error: {exc}", file=sys.stderr)
+        return 1
+    cmd = (shlex.split(args.prefix) if args.prefix else []) + [str(exe), *args.argv]
+    sys.stdout.flush()
+    os.execvp(cmd[0], cmd)
+    return 1  # not reached
+
+
+def cmd_pkg(args: argparse.Namespace) -> int:
+    try:
+        if args.pkg_command == "prefix":
+            print(
+                get_package_share_directory(args.package_name)
+                if args.share
+                else get_package_prefix(args.package_name)
+            )
+        elif args.pkg_command == "executables":
+            packages = [args.package_name] if args.package_name else sorted(list_packages())
+            for pkg in packages:
+                for exe in list_executables(pkg):
+                    print(f"{pkg} {exe}")
+        else:
+            for pkg in sorted(list_packages()):
+                print(pkg)
+    except PackageNotFoundError as exc:
+        print(f"ros2 pkg: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_topic(args: argparse.Namespace) -> int:
+    from . import topic  # rclpy is imported only for topic commands
+
+    return topic.main(args)
+
+
+# ---- entry point -----------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ros2",
+        description="Minimal ros2 command of beam_tracking_ros (fallback used where ROS 2's own "
+        "ros2cli is not installed): launch, run, topic list/echo, pkg prefix/executables/list.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+
+    p = sub.add_parser("launch", help="run a launch file: ros2 launch <package> <file> [name:=value ...]")
+    p.add_argument("package_name", help="package name, or the path of a launch file")
+    p.add_argument("launch_file_name", nargs="?", help="launch file name within the package")
+    p.add_argument("launch_arguments", nargs="*", help="arguments as '<name>:=<value>'")
+    p.add_argument(
+        "-s",
+        "--show-args",
+        "--show-arguments",
+        action="store_true",
+        dest="show_args",
+        help="show the launch file's arguments and exit",
+    )
+    p.add_argument("-d", "--debug", action="store_true", help="more output")
+    p.set_defaults(func=cmd_launch)
+
+    p = sub.add_parser("run", help="run an executable of a package: ros2 run <package> <executable> [args]")
+    p.add_argument("--prefix", help="prefix command, e.g. 'gdb -ex run --args'")
+    p.add_argument("package_name")
+    p.add_argument("executable_name")
+    p.add_argument("argv", nargs=argparse.REMAINDER, help="arguments passed to the executable")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("pkg", help="package information: prefix, executables, list")
+    psub = p.add_subparsers(dest="pkg_command", metavar="<pkg command>", required=True)
+    q = psub.add_parser("prefix", help="install prefix of a package")
+    q.add_argument("package_name")
+    q.add_argument("--share", action="store_true", help="print the share directory instead")
+    q = psub.add_parser("executables", help="executables of a package (or of all packages)")
+    q.add_argument("package_name", nargs="?")
+    psub.add_parser("list", help="all packages in AMENT_PREFIX_PATH")
+    p.set_defaults(func=cmd_pkg)
+
+    p = sub.add_parser("topic", help="topics: list, echo (needs rclpy)")
+    tsub = p.add_subparsers(dest="topic_command", metavar="<topic command>", required=True)
+    q = tsub.add_parser("list", help="list the topics in the ROS graph")
+    q.add_argument("-t", "--show-types", action="store_true", help="also show the message types")
+    q.add_argument("-a", "--include-hidden-topics", action="store_true")
+    q.add_argument("--spin-time", type=float, default=1.0, help="seconds to wait for discovery (default 1.0)")
+    q = tsub.add_parser("echo", help="print the messages of a topic as YAML")
+    q.add_argument("topic_name")
+    q.add_argument("message_type", nargs="?", help="e.g. std_msgs/msg/String (default: from the graph)")
+    q.add_argument("--once", action="store_true", help="print one message and exit")
+    q.add_argument("--qos-reliability", choices=["system_default", "reliable", "best_effort"])
+    q.add_argument("--qos-durability", choices=["system_default", "volatile", "transient_local"])
+    q.add_argument("--qos-depth", type=int, default=10)
+    q.add_argument("--field", help="print only this field, e.g. 'header.stamp'")
+    q.add_argument("--no-arr", action="store_true", help="do not print arrays' contents")
+    q.add_argument("--no-str", action="store_true", help="do not print strings' contents")
+    q.add_argument("--truncate-length", "-l", type=int, default=128, help="longest array/string shown")
+    q.add_argument("--full-length", "-f", action="store_true", help="never truncate arrays/strings")
+    q.add_argument("--spin-time", type=float, default=5.0, help="seconds to wait for the topic's type")
+    q.add_argument("--timeout", type=float, help="with --once: give up after this many seconds")
+    p.set_defaults(func=cmd_topic)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 0 if argv is None and len(sys.argv) <= 1 else 2
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
