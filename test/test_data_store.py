@@ -23,7 +23,7 @@ P, H, B = 4, 2, 16
 def _sample(i: int, episode: int) -> dict[str, np.ndarray]:
     beams = (np.arange(H + 1) + i) % B
     return {
-        "radar": np.full((P, 8, 4), i, np.float32),
+        "radar_points": np.full((P, 8, 4), i, np.float32),
         "gps": np.full((P, 2), -i, np.float32),
         "beams": beams.astype(np.int64),
         "powers_dbm": np.full((H + 1, B), float(i), np.float32),
@@ -47,13 +47,13 @@ def test_round_trip_and_mmap(tmp_path):
     assert r.num_chunks("train") == 4  # 5+5+5+2
     for i in (0, 4, 5, 16):
         s = r.get("train", i)
-        np.testing.assert_array_equal(s["radar"], _sample(i, 0)["radar"])
+        np.testing.assert_array_equal(s["radar_points"], _sample(i, 0)["radar_points"])
         np.testing.assert_array_equal(s["beams"], _sample(i, 0)["beams"])
         assert s["stamp"] == pytest.approx(i * 0.1)
     s = r.get("test", 0)
     assert s["episode"] == 1 and s["powers_dbm"][0, 0] == 17.0
     chunk = r.chunk("train", 1)
-    assert isinstance(chunk["radar"], np.memmap)  # streamed from disk, not loaded
+    assert isinstance(chunk["radar_points"], np.memmap)  # streamed from disk, not loaded
     assert r.meta["counts"] == {"train": 17, "val": 0, "test": 6}
     assert r.meta["P"] == P
     assert sum(r.meta["label_histogram"]["train"]) == 17
@@ -65,7 +65,7 @@ def test_torch_dataset_and_sampler(tmp_path):
     ds = BeamDataset(root, "train", modalities=["radar"])
     assert len(ds) == 17
     item = ds[7]
-    assert "gps" not in item and item["radar"].dtype == torch.float32
+    assert "gps" not in item and item["radar_points"].dtype == torch.float32
     assert item["beams"].tolist() == _sample(7, 0)["beams"].tolist()
     sampler = ds.chunk_sampler(seed=3)
     order = list(sampler)
@@ -76,7 +76,7 @@ def test_torch_dataset_and_sampler(tmp_path):
     assert changes == 3
     loader = torch.utils.data.DataLoader(ds, batch_size=4, sampler=sampler)
     batch = next(iter(loader))
-    assert batch["radar"].shape == (4, P, 8, 4)
+    assert batch["radar_points"].shape == (4, P, 8, 4)
     with pytest.raises(ValueError, match="lidar"):
         BeamDataset(root, "train", modalities=["lidar"])
 
@@ -115,7 +115,7 @@ def test_rebuild_invalidates_old_manifest(tmp_path):
 
 def test_missing_chunk_and_bad_manifest(tmp_path):
     root = _write(tmp_path / "ds")
-    (root / "train" / "chunk_000001" / "radar.npy").unlink()
+    (root / "train" / "chunk_000001" / "radar_points.npy").unlink()
     with pytest.raises(DatasetError, match="missing"):
         DatasetReader(root)
     (root / "manifest.json").write_text(json.dumps({"format": "other"}))
@@ -127,8 +127,8 @@ def test_schema_mismatch_and_empty(tmp_path):
     w = DatasetWriter(tmp_path / "a", {}, chunk_size=4)
     w.add(_sample(0, 0), "train")
     bad = _sample(1, 0)
-    bad["radar"] = np.zeros((P, 9, 4), np.float32)
-    with pytest.raises(ValueError, match="radar"):
+    bad["radar_points"] = np.zeros((P, 9, 4), np.float32)
+    with pytest.raises(ValueError, match="radar_points"):
         w.add(bad, "train")
     with pytest.raises(ValueError, match="split"):
         w.add(_sample(1, 0), "training")

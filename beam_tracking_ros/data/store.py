@@ -16,10 +16,12 @@ Layout of ``root``::
       train/chunk_000001/...
       val/...  test/...
 
-Sample = dict of numpy arrays (the contract in the project notes): modality keys from
-{'camera', 'radar', 'lidar', 'lidar_feat', 'gps'} with shape (P, ...), 'beams' int64 (H+1,),
-'powers_dbm' float32 (H+1, B), 'stamp' float64, 'episode' int64, and optionally 'los_blocked' bool
-(H+1,). Every sample of one dataset has the same keys, dtypes and shapes.
+Sample = dict of numpy arrays (the contract in the project notes): input keys as produced by
+data/preprocess.py + data/window.py (e.g. 'camera', 'camera_gray', 'camera_motion', 'radar_points',
+'radar_maps', 'lidar_bev', 'lidar_feat', 'gps'), each (P, ...) float32; labels 'beams' int64 (H+1,),
+'powers_dbm' float32 (H+1, B); bookkeeping 'stamp' float64, 'episode' int64 and optionally
+'los_blocked' bool (H+1,). Every key that is not a label or bookkeeping key is an input key. Every
+sample of one dataset has the same keys, dtypes and shapes.
 """
 from __future__ import annotations
 
@@ -38,8 +40,41 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 META = "meta.json"
 SPLITS = ("train", "val", "test")
-MODALITY_KEYS = ("camera", "radar", "lidar", "lidar_feat", "gps")
-LABEL_KEYS = ("beams", "powers_dbm")
+LABEL_KEYS = ("beams", "powers_dbm", "los_blocked")
+BOOKKEEPING_KEYS = ("stamp", "episode")
+# Sensor modality -> the input keys it produces (mirrors data/preprocess.MODALITY_KEYS plus the
+# window-level motion masks); kept here so the store does not import preprocessing.
+MODALITY_GROUPS: dict[str, tuple[str, ...]] = {
+    "camera": ("camera", "camera_gray", "camera_motion"),
+    "radar": ("radar_points", "radar_maps", "radar"),
+    "lidar": ("lidar_bev", "lidar_feat", "lidar"),
+    "gnss": ("gps",),
+    "gps": ("gps",),
+}
+
+
+def input_keys(keys: Sequence[str]) -> list[str]:
+    """The model-input keys among ``keys`` (everything but labels and bookkeeping), in order."""
+    return [k for k in keys if k not in LABEL_KEYS and k not in BOOKKEEPING_KEYS]
+
+
+def resolve_modalities(requested: Sequence[str], available: Sequence[str]) -> list[str]:
+    """Expand modality names ('camera', 'radar', 'lidar', 'gnss'/'gps') or exact input keys into the
+    dataset's input keys; a name that matches nothing is a ValueError naming it and what exists."""
+    avail = input_keys(available)
+    out: list[str] = []
+    missing = []
+    for name in requested:
+        if name in avail:
+            hits = [name]
+        else:
+            hits = [k for k in MODALITY_GROUPS.get(name, ()) if k in avail]
+        if not hits:
+            missing.append(name)
+        out.extend(h for h in hits if h not in out)
+    if missing:
+        raise ValueError(f"modalities {missing} are not in the dataset (its input keys: {avail})")
+    return out
 
 
 class DatasetError(ValueError):
@@ -182,6 +217,7 @@ class DatasetWriter:
         meta["label_histogram"] = {s: self._hist.get(s, np.zeros(0, np.int64)).tolist() for s in SPLITS}
         meta["keys"] = sorted(self._schema)
         _atomic_write_json(self.root / META, meta)
+        self.meta = meta
         manifest = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
@@ -350,8 +386,9 @@ class DatasetReader:
 class BeamDataset:
     """torch ``Dataset`` over one split: items are dicts of tensors (torch imported lazily).
 
-    modalities: keep only these modality keys (labels and bookkeeping keys are always returned);
-    asking for a modality the dataset does not hold is an error naming it.
+    modalities: keep only these inputs -- modality names ('camera', 'radar', 'lidar', 'gnss') or exact
+    input keys ('radar_points', ...); labels and bookkeeping keys are always returned. Asking for a
+    modality the dataset does not hold is an error naming it.
     Random access goes through the reader's chunk cache; use ``ChunkShuffleSampler`` to shuffle
     chunk-by-chunk so that an epoch streams each chunk from disk once.
     """
@@ -361,16 +398,10 @@ class BeamDataset:
         self.reader = DatasetReader(root, verify=False, cache_chunks=cache_chunks)
         self.split = split
         self.reader.count(split)  # validates the split name
-        present = [k for k in self.reader.keys if k in MODALITY_KEYS]
-        if modalities is None:
-            mods = present
-        else:
-            mods = list(modalities)
-            unknown = [m for m in mods if m not in self.reader.keys]
-            if unknown:
-                raise ValueError(f"modalities {unknown} are not in dataset {root} (it has {present})")
-        self.modalities = mods
-        self.keys = mods + [k for k in self.reader.keys if k not in MODALITY_KEYS]
+        all_inputs = input_keys(list(self.reader.keys))
+        mods = all_inputs if modalities is None else resolve_modalities(modalities, all_inputs)
+        self.input_keys = mods
+        self.keys = mods + [k for k in self.reader.keys if k not in all_inputs]
         self.meta = self.reader.meta
 
     def __len__(self) -> int:
@@ -437,7 +468,8 @@ def summary(root: str | os.PathLike[str]) -> dict[str, Any]:
         "P": reader.meta.get("P"),
         "H": reader.meta.get("H"),
         "codebook_size": ncb,
-        "modalities": [k for k in reader.keys if k in MODALITY_KEYS],
+        "modalities": reader.meta.get("modalities"),
+        "input_keys": input_keys(list(reader.keys)),
         "label_histogram": hist.tolist(),
         "distinct_beams": int(np.count_nonzero(hist)),
         "majority_beam_fraction": float(hist.max() / max(1, hist.sum())) if hist.size else 0.0,
@@ -457,6 +489,7 @@ def format_summary(stats: Mapping[str, Any], width: int = 60) -> str:
              f"  samples: {stats['counts']} (total {stats['total']}), episodes: {stats['episodes']}",
              f"  P={stats['P']} H={stats['H']} codebook={stats['codebook_size']} "
              f"modalities={stats['modalities']}",
+             f"  input keys: {stats['input_keys']}",
              f"  distinct optimal beams: {stats['distinct_beams']}, majority-beam fraction: "
              f"{stats['majority_beam_fraction']:.3f}"]
     if stats.get("optimum_change_rate") is not None:

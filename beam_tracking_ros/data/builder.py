@@ -1,0 +1,259 @@
+"""Frames -> windowed, labelled samples -> the chunked store, through the live node's own code path.
+
+Why it reuses ``ObservationWindow`` and ``preprocess_frame``: a frame must be preprocessed and windowed
+at training time exactly as the live tracker does it (architecture.md), so the builder pushes each
+synchronized frame through the same functions and only adds what the live node cannot know -- the
+future labels.
+
+Sample at frame t of an episode (frames t-P+1 .. t observed): inputs = the window stacked oldest ->
+newest, ``beams`` = optimal beams of frames t .. t+H, ``powers_dbm`` = per-beam powers of those frames
+(kept for MPR / mean RSS / power loss), ``los_blocked`` of those frames, ``stamp`` = stamp of frame t.
+
+Episodes go wholly to one split (assigned by a seeded permutation of the episode ids), so no window
+or label of a test episode was ever seen in training. Within an episode, a time gap larger than
+``max_gap`` s, a stamp going backwards (a looping bag), a frame without a beam label or a frame whose
+required modality is missing/malformed breaks continuity: the window and pending samples restart, so
+no sample spans the hole (the same reset the live node does on clock jumps).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .preprocess import PreprocessConfig, PreprocessError, preprocess_frame
+from .store import SPLITS, DatasetWriter
+from .window import ObservationWindow
+
+LOG = logging.getLogger(__name__)
+
+SENSOR_MODALITIES = ("camera", "radar", "lidar", "gnss")
+
+
+def assign_splits(episode_ids: Sequence[int], fractions: Sequence[float] = (0.8, 0.1, 0.1),
+                  seed: int = 0) -> dict[int, str]:
+    """Seeded episode -> split assignment ('train'/'val'/'test').
+
+    A permutation of the ids (not an independent coin per episode) so the split sizes are exact:
+    ``round(f * n)`` episodes for val and test, at least one each when their fraction is positive and
+    there are at least three episodes, the rest train.
+    """
+    if len(fractions) != 3 or min(fractions) < 0 or sum(fractions) <= 0:
+        raise ValueError(f"fractions must be three non-negative (train, val, test) weights, got {fractions}")
+    ids = [int(e) for e in episode_ids]
+    if len(set(ids)) != len(ids):
+        raise ValueError("episode_ids must be unique")
+    f = np.asarray(fractions, dtype=float) / float(sum(fractions))
+    n = len(ids)
+    # counts[0] = val, counts[1] = test
+    counts = [max(1, round(frac * n)) if frac > 0 and n >= 3 else round(frac * n) for frac in f[1:]]
+    while f[0] > 0 and n > 0 and counts[0] + counts[1] >= n:  # keep at least one training episode
+        counts[0 if counts[0] >= counts[1] else 1] -= 1
+    order = np.random.default_rng(seed).permutation(n)
+    out: dict[int, str] = {}
+    for rank, idx in enumerate(order):
+        if rank < counts[1]:
+            out[ids[idx]] = "test"
+        elif rank < counts[1] + counts[0]:
+            out[ids[idx]] = "val"
+        else:
+            out[ids[idx]] = "train"
+    return out
+
+
+@dataclass
+class BuildStats:
+    """What happened while building (returned and stored in meta.json)."""
+
+    frames: int = 0
+    samples: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
+    dropped_frames: int = 0  # a required modality was missing or malformed
+    unlabelled_frames: int = 0
+    resets: int = 0  # continuity breaks (gaps, stamps backwards, drops)
+    drop_reasons: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"frames": self.frames, "samples": dict(self.samples), "dropped_frames": self.dropped_frames,
+                "unlabelled_frames": self.unlabelled_frames, "resets": self.resets,
+                "drop_reasons": dict(self.drop_reasons)}
+
+
+def _label_of(frame: Any) -> Any:
+    return frame.get("beam") if isinstance(frame, Mapping) else getattr(frame, "beam", None)
+
+
+def _stamp_of(frame: Any) -> float:
+    return float(frame["stamp"] if isinstance(frame, Mapping) else frame.stamp)
+
+
+class EpisodeWindower:
+    """Turns one episode's frames into samples (a generator), using the live node's window.
+
+    ``modalities``: sensor modalities to preprocess ('camera', 'radar', 'lidar', 'gnss'); ``P`` window
+    size, ``H`` future labels. Sample inputs are exactly ``ObservationWindow.stack(motion_threshold=...)``
+    of the frames pushed through ``preprocess_frame``.
+    """
+
+    def __init__(self, P: int, H: int, cfg: PreprocessConfig, modalities: Sequence[str],
+                 max_gap: float | None = None, stats: BuildStats | None = None,
+                 lidar_background: np.ndarray | None = None) -> None:
+        if int(P) < 1:
+            raise ValueError(f"P must be >= 1, got {P}")
+        if int(H) < 0:
+            raise ValueError(f"H must be >= 0, got {H}")
+        bad = [m for m in modalities if m not in SENSOR_MODALITIES]
+        if bad or not modalities:
+            raise ValueError(f"modalities: unknown or empty {list(modalities)}; "
+                             f"choose from {SENSOR_MODALITIES}")
+        if max_gap is not None and not max_gap > 0:
+            raise ValueError(f"max_gap must be positive seconds or None, got {max_gap}")
+        self.P, self.H, self.cfg = int(P), int(H), cfg
+        self.modalities = tuple(modalities)
+        self.max_gap = max_gap
+        self.stats = stats or BuildStats()
+        self.lidar_background = lidar_background
+        self.motion = cfg.motion_threshold if "camera" in self.modalities else None
+
+    def samples(self, frames: Iterable[Any], episode: int) -> Iterable[dict[str, np.ndarray]]:
+        """Yield the samples of one episode in time order."""
+        window = ObservationWindow(self.P, self.H)
+        # windows of frame t waiting for the labels of t .. t+H: (inputs, stamp of t, labels so far)
+        pending: deque[tuple[dict[str, np.ndarray], float, list[Any]]] = deque()
+        last_stamp: float | None = None
+
+        def restart() -> None:
+            if len(window) or pending:
+                self.stats.resets += 1
+            window.reset()
+            pending.clear()
+
+        for frame in frames:
+            self.stats.frames += 1
+            stamp = _stamp_of(frame)
+            if last_stamp is not None and (stamp <= last_stamp or (
+                    self.max_gap is not None and stamp - last_stamp > self.max_gap)):
+                restart()
+            last_stamp = stamp
+            label = _label_of(frame)
+            if label is None:
+                self.stats.unlabelled_frames += 1
+                restart()
+                continue
+            try:
+                feats = preprocess_frame(frame, self.cfg, self.modalities,
+                                         lidar_background=self.lidar_background)
+            except PreprocessError as exc:
+                self.stats.dropped_frames += 1
+                self.stats.drop_reasons[exc.modality] = self.stats.drop_reasons.get(exc.modality, 0) + 1
+                restart()
+                continue
+            window.push(feats, stamp)
+            if window.is_full:
+                pending.append((window.stack(motion_threshold=self.motion), stamp, []))
+            for _, _, labs in pending:
+                labs.append(label)
+            while pending and len(pending[0][2]) == self.H + 1:
+                inputs, t_stamp, labs = pending.popleft()
+                yield self._sample(inputs, t_stamp, labs, episode)
+
+    @staticmethod
+    def _sample(inputs: dict[str, np.ndarray], stamp: float, labs: list[Any],
+                episode: int) -> dict[str, np.ndarray]:
+        sample = dict(inputs)
+        sample["beams"] = np.array([int(x.optimal_beam) for x in labs], dtype=np.int64)
+        sample["powers_dbm"] = np.stack([np.asarray(x.powers_dbm, dtype=np.float32) for x in labs])
+        sample["los_blocked"] = np.array([bool(getattr(x, "los_blocked", False)) for x in labs])
+        sample["stamp"] = np.float64(stamp)
+        sample["episode"] = np.int64(episode)
+        return sample
+
+
+def build_dataset(
+    root: str | os.PathLike[str],
+    episodes: Iterable[tuple[int, Iterable[Any]]],
+    *,
+    P: int = 8,
+    H: int = 3,
+    cfg: PreprocessConfig | None = None,
+    modalities: Sequence[str] = SENSOR_MODALITIES,
+    splits: Mapping[int, str] | None = None,
+    fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+    meta: Mapping[str, Any] | None = None,
+    chunk_size: int = 256,
+    max_gap: float | None = None,
+) -> dict[str, Any]:
+    """Build a complete dataset at ``root`` from ``(episode_id, frames)`` pairs; returns meta.json's dict.
+
+    ``splits`` maps episode id -> split; without it ``episodes`` must be a sequence (ids known up front)
+    and :func:`assign_splits` is used with ``fractions`` and ``seed``. Frames are ``SensorFrame``-like
+    records (stamp, camera, radar, lidar, gnss, beam). Any exception leaves ``root`` without a manifest,
+    so a failed build never looks complete.
+    """
+    cfg = cfg or PreprocessConfig()
+    if splits is None:
+        if not isinstance(episodes, Sequence):
+            raise ValueError("splits: required when episodes is a one-shot iterable (ids not known up front)")
+        splits = assign_splits([e for e, _ in episodes], fractions, seed)
+    bad = {e: s for e, s in splits.items() if s not in SPLITS}
+    if bad:
+        raise ValueError(f"splits: unknown split names {bad}; use {SPLITS}")
+    stats = BuildStats()
+    windower = EpisodeWindower(P, H, cfg, modalities, max_gap=max_gap, stats=stats)
+    info: dict[str, Any] = {"codebook_size": None, "label_mode": None}
+    base_meta = {
+        "P": int(P), "H": int(H), "modalities": list(modalities), "preprocess": cfg.to_dict(),
+        "split_seed": int(seed), "split_fractions": list(fractions),
+        "splits": {str(e): s for e, s in splits.items()}, **dict(meta or {}),
+    }
+    with DatasetWriter(root, base_meta, chunk_size=chunk_size) as writer:
+        for episode, frames in episodes:
+            if int(episode) not in splits:
+                raise ValueError(f"splits: episode {episode} has no split assigned")
+            split = splits[int(episode)]
+            for sample in windower.samples(_watch_labels(frames, info), int(episode)):
+                writer.add(sample, split)
+                stats.samples[split] += 1
+        if sum(stats.samples.values()) == 0:
+            raise ValueError(
+                f"no samples: {stats.frames} frames gave no complete window of P={P} frames with "
+                f"H={H} future labels (frames dropped because a required modality was missing or "
+                f"malformed: {stats.dropped_frames} {stats.drop_reasons}; unlabelled "
+                f"{stats.unlabelled_frames}, continuity resets {stats.resets})")
+        writer.meta.update(info_to_meta(info))
+        writer.meta["build_stats"] = stats.to_dict()
+        writer.close()
+    LOG.info("built %s: %s", root, stats.to_dict())
+    return dict(writer.meta, build_stats=stats.to_dict())
+
+
+def info_to_meta(info: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in info.items() if v is not None and k not in ("_seen",)}
+
+
+def _watch_labels(frames: Iterable[Any], info: dict[str, Any]) -> Iterable[Any]:
+    """Pass frames through, recording the codebook size / label mode and rejecting a codebook change."""
+    for frame in frames:
+        label = _label_of(frame)
+        if label is not None:
+            size = int(np.asarray(label.powers_dbm).shape[-1])
+            if info["codebook_size"] is None:
+                info["codebook_size"] = size
+                info["label_mode"] = getattr(label, "mode", None)
+            elif size != info["codebook_size"]:
+                raise ValueError(f"beam label: codebook size changed from {info['codebook_size']} to {size} "
+                                 f"at stamp {_stamp_of(frame)}")
+        yield frame
+
+
+def split_counts_ok(counts: Mapping[str, int]) -> bool:
+    """True when every split holds samples (callers warn otherwise: too few episodes)."""
+    return all(counts.get(s, 0) > 0 for s in SPLITS)
+
+
+__all__ = ["BuildStats", "EpisodeWindower", "assign_splits", "build_dataset"]
