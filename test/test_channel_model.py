@@ -1,4 +1,5 @@
 """Channel model against hand-computed cases (LoS steering, blockage, path loss, labels, codebook)."""
+
 from __future__ import annotations
 
 import numpy as np
