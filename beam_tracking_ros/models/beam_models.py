@@ -1,0 +1,267 @@
+"""The teacher and student models of the three papers, all with one interface.
+
+``forward(batch)`` takes a dict of modality tensors shaped ``(B, P, ...)`` (keys from
+``beam_tracking_ros.data.preprocess.output_shapes``) and returns a dict:
+
+* ``logits`` ``(B, H + 1, num_beams)``: current beam and H future beams;
+* ``mid``    ``(B, d_mid)``: intermediate features (KD-mid / RKD-mid, CRKD "after the encoder");
+* ``end``    ``(B, d_end)``: the features right before the prediction heads (KD-end / RKD-end, and the
+  "hidden state of the last layer" whose statistics are the data-free KD metadata).
+
+Default sizes are small (train in minutes on 2 CPU cores); the paper-scale settings are named configs in
+``registry.py``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .encoders import ConvEncoder, GPSEncoder, PointEncoder, VectorEncoder
+
+__all__ = ["LidarGRU", "MaStudent", "MultimodalTeacher", "RadarMLPStudent"]
+
+IMAGE_CHANNELS = {"camera": 3, "camera_motion": 1, "camera_gray": 1, "radar_maps": 2, "lidar_bev": 3}
+KNOWN_MODALITIES = (*IMAGE_CHANNELS, "radar_points", "lidar_feat", "gps")
+
+
+def _check_batch(batch: Mapping[str, Tensor], modalities: Sequence[str], window: int) -> None:
+    for m in modalities:
+        if m not in batch:
+            raise ValueError(f"batch: missing modality {m!r} (model needs {tuple(modalities)})")
+        if batch[m].dim() < 3 or batch[m].shape[1] != window:
+            raise ValueError(f"batch[{m!r}]: expected (B, P={window}, ...), got {tuple(batch[m].shape)}")
+
+
+class _Heads(nn.Module):
+    """One linear classifier per horizon step (current + H future beams)."""
+
+    def __init__(self, d: int, steps: int, num_beams: int) -> None:
+        super().__init__()
+        self.heads = nn.ModuleList(nn.Linear(d, num_beams) for _ in range(steps))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.stack([h(x) for h in self.heads], dim=1)
+
+
+def _make_encoder(m: str, d: int, width: int, separable: bool, cfg: Mapping[str, int]) -> nn.Module:
+    if m in IMAGE_CHANNELS:
+        return ConvEncoder(IMAGE_CHANNELS[m], width=width, depth=3, out_dim=d, separable=separable)
+    if m == "radar_points":
+        return PointEncoder(cfg.get("point_features", 6), width=4 * width, out_dim=d)
+    if m == "lidar_feat":
+        return VectorEncoder(cfg.get("lidar_feature_dim", 64), width=4 * width, out_dim=d)
+    if m == "gps":
+        return GPSEncoder(3, width=2 * width, out_dim=d)
+    raise ValueError(f"modalities: unknown modality {m!r}; choose from {KNOWN_MODALITIES}")
+
+
+class MultimodalTeacher(nn.Module):
+    """Multimodal teacher: per-modality encoders, a fusion stage, and a head per horizon step.
+
+    ``fusion='transformer'`` (CRKD): every modality's per-frame embedding is a token (plus learned modality
+    and time embeddings); a Transformer encoder attends over all ``M * P`` tokens; ``end`` is the mean token.
+    ``fusion='gru-mha'`` (Ma et al.): per-frame modality features are concatenated, fused by an MLP to
+    ``d_model``, passed through a ``gru_layers``-layer GRU, then multi-head self-attention over the GRU
+    outputs; ``end`` is the attended output of the newest step.
+    ``mid`` is the time-averaged encoder output (before fusion), concatenated over modalities.
+    """
+
+    def __init__(
+        self,
+        modalities: Sequence[str] = ("camera", "radar_points", "lidar_bev", "gps"),
+        fusion: str = "transformer",
+        num_beams: int = 64,
+        horizon: int = 3,
+        window: int = 8,
+        d_model: int = 128,
+        cnn_width: int = 16,
+        heads: int = 4,
+        layers: int = 2,
+        gru_layers: int = 2,
+        dropout: float = 0.1,
+        point_features: int = 6,
+        lidar_feature_dim: int = 64,
+    ) -> None:
+        super().__init__()
+        if not modalities:
+            raise ValueError("modalities: the teacher needs at least one modality")
+        if fusion not in ("transformer", "gru-mha"):
+            raise ValueError(f"fusion: expected 'transformer' or 'gru-mha', got {fusion!r}")
+        if d_model % heads:
+            raise ValueError(f"d_model ({d_model}) must be divisible by heads ({heads})")
+        self.modalities = tuple(modalities)
+        self.fusion = fusion
+        self.num_beams, self.horizon, self.window = num_beams, horizon, window
+        cfg = {"point_features": point_features, "lidar_feature_dim": lidar_feature_dim}
+        self.encoders = nn.ModuleDict(
+            {m: _make_encoder(m, d_model, cnn_width, False, cfg) for m in self.modalities}
+        )
+        n_mod = len(self.modalities)
+        if fusion == "transformer":
+            self.modality_embed = nn.Parameter(torch.zeros(n_mod, d_model))
+            self.time_embed = nn.Parameter(torch.zeros(window, d_model))
+            nn.init.normal_(self.modality_embed, std=0.02)
+            nn.init.normal_(self.time_embed, std=0.02)
+            layer = nn.TransformerEncoderLayer(d_model, heads, 2 * d_model, dropout, batch_first=True)
+            self.transformer = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        else:
+            self.fuse = nn.Sequential(nn.Linear(n_mod * d_model, d_model), nn.ReLU(inplace=True))
+            self.gru = nn.GRU(
+                d_model,
+                d_model,
+                num_layers=gru_layers,
+                batch_first=True,
+                dropout=dropout if gru_layers > 1 else 0.0,
+            )
+            self.mha = nn.MultiheadAttention(d_model, heads, dropout=dropout, batch_first=True)
+            self.norm = nn.LayerNorm(d_model)
+        self.head = _Heads(d_model, horizon + 1, num_beams)
+        self.mid_dim = n_mod * d_model
+        self.end_dim = d_model
+
+    def forward(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        _check_batch(batch, self.modalities, self.window)
+        feats = [self.encoders[m](batch[m]) for m in self.modalities]  # each (B, P, d)
+        mid = torch.cat([f.mean(1) for f in feats], dim=-1)
+        if self.fusion == "transformer":
+            tok = torch.stack(feats, dim=1)  # (B, M, P, d)
+            tok = tok + self.modality_embed[None, :, None, :] + self.time_embed[None, None, :, :]
+            tok = self.transformer(tok.flatten(1, 2))
+            end = tok.mean(1)
+        else:
+            x = self.fuse(torch.cat(feats, dim=-1))
+            seq, _ = self.gru(x)
+            att, _ = self.mha(seq, seq, seq, need_weights=False)
+            end = self.norm(seq + att)[:, -1]
+        return {"logits": self.head(end), "mid": mid, "end": end}
+
+
+class RadarMLPStudent(nn.Module):
+    """CRKD's radar-only student: a 6-layer fully connected ReLU MLP over the flattened HPS radar window.
+
+    ``mid`` is the output of layer ``mid_layer`` (3 by default), ``end`` the output of the last layer.
+    """
+
+    def __init__(
+        self,
+        num_beams: int = 64,
+        horizon: int = 3,
+        window: int = 8,
+        num_points: int = 64,
+        point_features: int = 6,
+        hidden: int = 32,
+        num_layers: int = 6,
+        mid_layer: int = 3,
+    ) -> None:
+        super().__init__()
+        if num_layers < 1 or not 1 <= mid_layer <= num_layers:
+            got = f"{mid_layer}/{num_layers}"
+            raise ValueError(f"num_layers/mid_layer: need 1 <= mid_layer <= num_layers, got {got}")
+        self.modalities = ("radar_points",)
+        self.num_beams, self.horizon, self.window = num_beams, horizon, window
+        self.in_dim = window * num_points * point_features
+        dims = [self.in_dim] + [hidden] * num_layers
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
+        self.mid_layer = mid_layer
+        self.head = _Heads(hidden, horizon + 1, num_beams)
+        self.mid_dim = self.end_dim = hidden
+
+    def forward(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        _check_batch(batch, self.modalities, self.window)
+        x = batch["radar_points"].flatten(1)
+        if x.shape[1] != self.in_dim:
+            got = x.shape[1]
+            raise ValueError(f"batch['radar_points']: flattens to {got} values, model expects {self.in_dim}")
+        mid = x
+        for i, layer in enumerate(self.layers, start=1):
+            x = torch.relu(layer(x))
+            if i == self.mid_layer:
+                mid = x
+        return {"logits": self.head(x), "mid": mid, "end": x}
+
+
+class MaStudent(nn.Module):
+    """Ma et al.'s student: depthwise-separable CNN embeddings for camera and radar, a single-layer GRU and
+    multi-head attention, a head per horizon step. Defaults read the motion masks and radar maps."""
+
+    def __init__(
+        self,
+        modalities: Sequence[str] = ("camera_motion", "radar_maps"),
+        num_beams: int = 64,
+        horizon: int = 3,
+        window: int = 8,
+        d_model: int = 32,
+        cnn_width: int = 8,
+        heads: int = 2,
+    ) -> None:
+        super().__init__()
+        for m in modalities:
+            if m not in IMAGE_CHANNELS:
+                allowed = tuple(IMAGE_CHANNELS)
+                raise ValueError(f"modalities: MaStudent takes image-like modalities {allowed}, got {m!r}")
+        self.modalities = tuple(modalities)
+        self.num_beams, self.horizon, self.window = num_beams, horizon, window
+        self.encoders = nn.ModuleDict(
+            {
+                m: ConvEncoder(IMAGE_CHANNELS[m], cnn_width, 3, d_model, separable=True)
+                for m in self.modalities
+            }
+        )
+        self.fuse = nn.Sequential(nn.Linear(len(self.modalities) * d_model, d_model), nn.ReLU(inplace=True))
+        self.gru = nn.GRU(d_model, d_model, num_layers=1, batch_first=True)
+        self.mha = nn.MultiheadAttention(d_model, heads, batch_first=True)
+        self.norm = nn.LayerNorm(d_model)
+        self.head = _Heads(d_model, horizon + 1, num_beams)
+        self.mid_dim = len(self.modalities) * d_model
+        self.end_dim = d_model
+
+    def forward(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        _check_batch(batch, self.modalities, self.window)
+        feats = [self.encoders[m](batch[m]) for m in self.modalities]
+        mid = torch.cat([f.mean(1) for f in feats], dim=-1)
+        seq, _ = self.gru(self.fuse(torch.cat(feats, dim=-1)))
+        att, _ = self.mha(seq, seq, seq, need_weights=False)
+        end = self.norm(seq + att)[:, -1]
+        return {"logits": self.head(end), "mid": mid, "end": end}
+
+
+class LidarGRU(nn.Module):
+    """Jiang et al.'s LiDAR beam-tracking GRU: Zakeri et al.'s teacher (hidden 128) and student (hidden 32).
+
+    The window of P LiDAR feature vectors is followed by H zero frames (Zakeri et al.: "zero-padding is
+    applied with length V"), the GRU runs over all P + H steps and a shared linear classifier reads the
+    outputs of the last H + 1 steps. ``end`` is the GRU's final hidden state (the metadata features),
+    ``mid`` the mean output over the observed frames.
+    """
+
+    def __init__(
+        self,
+        num_beams: int = 64,
+        horizon: int = 3,
+        window: int = 8,
+        feature_dim: int = 64,
+        hidden: int = 128,
+        num_layers: int = 1,
+    ) -> None:
+        super().__init__()
+        self.modalities = ("lidar_feat",)
+        self.num_beams, self.horizon, self.window = num_beams, horizon, window
+        self.feature_dim = feature_dim
+        self.gru = nn.GRU(feature_dim, hidden, num_layers=num_layers, batch_first=True)
+        self.classifier = nn.Linear(hidden, num_beams)
+        self.mid_dim = self.end_dim = hidden
+
+    def forward(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        _check_batch(batch, self.modalities, self.window)
+        x = batch["lidar_feat"]
+        if x.shape[-1] != self.feature_dim:
+            got = x.shape[-1]
+            raise ValueError(f"batch['lidar_feat']: feature size {got}, model expects {self.feature_dim}")
+        pad = x.new_zeros(x.shape[0], self.horizon, x.shape[-1])
+        seq, h = self.gru(torch.cat([x, pad], dim=1))
+        logits = self.classifier(seq[:, -(self.horizon + 1) :])
+        return {"logits": logits, "mid": seq[:, : self.window].mean(1), "end": h[-1]}
