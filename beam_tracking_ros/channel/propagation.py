@@ -229,16 +229,17 @@ def segment_blockage_db(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Blockage loss (dB) of segments by boxes.
 
-    start, end: (V, S, 3); exclude: (V,) index of the box that must not block segments of row v
-    (the receiving vehicle itself), or None. Returns (loss_db (V, S), hit (V, S) bool) where hit
-    means the segment passes below the roof of some box inside its footprint.
+    start, end: (..., 3); exclude: integer array of the leading shape (broadcastable), the box that
+    must not block each segment (the receiving vehicle itself), or None. Returns (loss_db (...),
+    hit (...) bool) where hit means the segment passes below the roof of some box inside its
+    footprint.
 
     Two stages, both vectorised: a cheap broad phase (distance of each box centre from each
     segment, as two small matrix products) keeps the few (segment, box) pairs that can touch, and
     the exact slab test + knife-edge loss runs on those pairs only. Why: almost all pairs are far
     apart, and the exact test on every pair dominated the channel model's cost.
     """
-    shape = start.shape[:2]
+    shape = start.shape[:-1]
     loss = np.zeros(shape)
     hit = np.zeros(shape, dtype=bool)
     m = len(boxes)
@@ -255,8 +256,7 @@ def segment_blockage_db(
     along = dh @ cxy - (dh * s2).sum(-1)[:, None]
     cand = (np.abs(dist) < radius) & (along > -radius) & (along < seg_len2[:, None] + radius)
     if exclude is not None:
-        n_seg = shape[1]
-        own = np.repeat(np.asarray(exclude), n_seg)
+        own = np.broadcast_to(np.asarray(exclude), shape).reshape(-1)
         cand[np.arange(own.size), own] = False
     si, bi = np.nonzero(cand)
     if si.size == 0:
@@ -371,51 +371,60 @@ class ChannelModel:
         valid[:, 0] = True
         valid[:, 1:] = valid_r
         valid &= ul[..., 0] > 0  # nothing radiated behind the panel
+        # Only existing paths go further: with many facades most wall reflections fall outside
+        # their wall, and compacting to the valid (vehicle, path) pairs keeps the cost ~linear in
+        # the number of real paths.
+        vi, li = np.nonzero(valid)
+        n_p = vi.size
         # ---- blockage: segments tx->rx (LoS), tx->P and P->rx (reflections) ---------------------
-        seg_s = np.concatenate([np.broadcast_to(tx, (nv, nl, 3)), p_ref], 1)
-        seg_e = np.concatenate([rx[:, None], p_ref, np.broadcast_to(rx[:, None], (nv, nl - 1, 3))], 1)
-        seg_loss, seg_hit = segment_blockage_db(
-            seg_s, seg_e, vehicles, np.arange(nv), lam, cfg.blocker_max_db
-        )
-        block = np.empty((nv, nl))
-        block[:, 0] = seg_loss[:, 0]
-        block[:, 1:] = seg_loss[:, 1:nl] + seg_loss[:, nl:]
-        block = np.minimum(block, cfg.path_max_block_db)
-        los_blocked = seg_hit[:, 0].copy()
+        refl_p = li > 0
+        pr = p_ref[vi[refl_p], li[refl_p] - 1]
+        seg_s = np.concatenate([np.broadcast_to(tx, (n_p, 3)), pr])
+        seg_e = np.concatenate([np.where(refl_p[:, None], 0.0, rx[vi]), rx[vi[refl_p]]])
+        seg_e[:n_p][refl_p] = pr
+        seg_path = np.concatenate([np.arange(n_p), np.nonzero(refl_p)[0]])
+        seg_owner = vi[seg_path]
+        seg_loss, seg_hit = segment_blockage_db(seg_s, seg_e, vehicles, seg_owner, lam, cfg.blocker_max_db)
+        block_p = np.minimum(np.bincount(seg_path, weights=seg_loss, minlength=n_p), cfg.path_max_block_db)
+        block = np.zeros((nv, nl))
+        block[vi, li] = block_p
+        los_blocked = np.zeros(nv, dtype=bool)
+        is_los = li == 0
+        los_blocked[vi[is_los]] = seg_hit[:n_p][is_los]
         # ---- link budget ------------------------------------------------------------------------
         refl = np.zeros((nv, nl))
         refl[:, 1:1 + nk] = walls.loss_db
         refl[:, -1] = cfg.ground_loss_db
         if shadow_db is None:
             draw = rng is not None and cfg.shadowing_db > 0
-            shadow = rng.normal(0.0, cfg.shadowing_db, (nv, nl)) if draw else 0.0
+            shadow = rng.normal(0.0, cfg.shadowing_db, (nv, nl)) if draw else np.zeros((nv, nl))
         else:
-            shadow = np.asarray(shadow_db, dtype=np.float64)
-            shadow = shadow[:, None] if shadow.ndim == 1 else shadow
-        pl = pathloss_db(length, self.array.carrier_ghz, cfg.pathloss)
-        gain_db = cfg.tx_power_dbm - pl - refl - block - shadow
-        gain_db = np.where(valid, gain_db, -np.inf)
-        elem = np.maximum(ul[..., 0], 0.0)  # cos(theta) element power pattern
-        amp = np.sqrt(10.0 ** (gain_db / 10.0) * elem)  # sqrt(mW)
-        a = steering_from_direction(self.array, ul)  # (V, L, N)
+            shadow = np.broadcast_to(np.asarray(shadow_db, dtype=np.float64).reshape(nv, -1), (nv, nl))
+        pl = pathloss_db(length[vi, li], self.array.carrier_ghz, cfg.pathloss)
+        gain_p = cfg.tx_power_dbm - pl - refl[vi, li] - block_p - shadow[vi, li]
+        gain_db = np.full((nv, nl), -np.inf)
+        gain_db[vi, li] = gain_p
+        u_p = ul[vi, li]
+        amp = np.sqrt(10.0 ** (gain_p / 10.0) * u_p[:, 0])  # sqrt(mW), cos(theta) element power pattern
+        a = steering_from_direction(self.array, u_p)  # (P, N)
         noise_mw = 10.0 ** (cfg.noise_dbm / 10.0) / cfg.n_pilots
         if cfg.combine == "coherent":
-            phase = -2.0 * np.pi * np.mod(length / lam, 1.0)
-            phase[:, 1:] += np.pi
-            g = (amp * np.exp(1j * phase)).astype(np.complex64)
-            h = np.einsum("vl,vln->vn", g, a)
-            y = h @ self._wh  # (V, B)
+            phase = -2.0 * np.pi * np.mod(length[vi, li] / lam, 1.0) + np.where(refl_p, np.pi, 0.0)
+            g = np.zeros((nv, n_p), np.complex64)
+            g[vi, np.arange(n_p)] = amp * np.exp(1j * phase)
+            y = (g @ a) @ self._wh  # (V, N) -> (V, B)
             if rng is not None:
                 nz = rng.standard_normal((2, nv, self.n_beams), dtype=np.float32)
                 nz *= np.float32(np.sqrt(noise_mw / 2))
                 y = y + (nz[0] + 1j * nz[1])
-                p = (y.real ** 2 + y.imag ** 2)
+                p = y.real**2 + y.imag**2
             else:
-                p = y.real ** 2 + y.imag ** 2 + noise_mw
+                p = y.real**2 + y.imag**2 + noise_mw
         else:
-            resp = a @ self._wh  # (V, L, B)
-            p = np.einsum("vl,vlb->vb", (amp ** 2).astype(np.float32), resp.real ** 2 + resp.imag ** 2)
-            p = p + noise_mw
+            resp = a @ self._wh  # (P, B)
+            g2 = np.zeros((nv, n_p), np.float32)
+            g2[vi, np.arange(n_p)] = amp**2
+            p = g2 @ (resp.real**2 + resp.imag**2) + noise_mw
         powers = (10.0 * np.log10(np.maximum(p, 1e-30))).astype(np.float32)
         return ChannelResult(
             powers_dbm=powers,
