@@ -1,0 +1,149 @@
+"""ROS 2 node ``simulator``: the built-in V2I scenario simulator publishing CARLA-bridge topics.
+
+A thin shell over :class:`beam_tracking_ros.sim.Simulator`: each timer tick steps the scene and
+publishes the RSU camera (``sensor_msgs/Image`` bgra8 + ``CameraInfo``), radar and LiDAR
+(``sensor_msgs/PointCloud2`` in the bridge's field layouts), the target vehicle's GNSS
+(``sensor_msgs/NavSatFix``), the ground-truth ``BeamObservation`` and ``/clock``, with the topic
+names and frame ids of the CARLA ROS bridge (see :mod:`beam_tracking_ros.ros.topics`).
+
+Episodes: with ``episode_frames > 0`` the scene restarts every that many frames with the next seed
+(``seed + episode``) and ``episodes > 0`` ends the node after that many, which is how the recorder
+launch file records N episodes. Stamps keep increasing across episodes (a new episode is not a
+clock jump); the episode number travels in ``BeamObservation.episode``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import Any
+
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, Image, NavSatFix, PointCloud2
+
+from beam_tracking_ros.msg import BeamObservation
+
+from ..sim import SimConfig, Simulator
+from . import convert
+from .params import declare, sim_config_from_params
+from .spin import run_node
+from .topics import Topics, codebook_id
+
+SIM_PARAMS: dict[str, tuple[Any, str]] = {
+    "seed": (0, "Random seed of the first episode (episode k uses seed + k); same seed, same scene."),
+    "lanes": (2, "Lanes per direction: 2 or 3 are CRKD's scenes (1..5 allowed)."),
+    "weather": ("day", "day | night | rain | fog: degrades camera (night, fog) and LiDAR (rain, fog)."),
+    "arrival_rate": (0.8, "Poisson vehicle arrivals per second per direction."),
+    "max_vehicles": (40, "Upper bound on vehicles in the scene."),
+    "rate_hz": (10.0, "Scene rate: frames per second of simulated time."),
+    "label_mode": ("sum_rss", "Ground-truth label: single (one tracked vehicle) or sum_rss (CRKD)."),
+    "camera_enabled": (True, "Publish the RSU camera."),
+    "camera_width": (256, "Camera image width in pixels."),
+    "camera_height": (192, "Camera image height in pixels."),
+    "camera_fov_deg": (90.0, "Camera horizontal field of view in degrees."),
+    "lidar_enabled": (True, "Publish the RSU LiDAR."),
+    "lidar_channels": (16, "LiDAR vertical channels."),
+    "radar_enabled": (True, "Publish the RSU radar."),
+}
+
+
+class SimulatorNode(Node):
+    """Publishes one simulated frame per timer tick; see the module docstring."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("simulator", **kwargs)
+        params = {name: declare(self, name, default, desc) for name, (default, desc) in SIM_PARAMS.items()}
+        role = declare(self, "role_name", "rsu", "CARLA-bridge role name of the RSU (topic prefix).")
+        target_role = declare(self, "target_role_name", "target", "Role name of the tracked vehicle (GNSS).")
+        self.episode_frames = int(declare(self, "episode_frames", 0, "Frames per episode; 0 = one endless episode."))
+        self.episodes = int(declare(self, "episodes", 0, "Stop after this many episodes; 0 = never."))
+        speed = float(declare(self, "realtime_factor", 1.0,
+                              "Simulated seconds per wall second (<= 0: as fast as possible)."))
+        if self.episode_frames < 0 or self.episodes < 0:
+            raise ValueError("episode_frames and episodes must be >= 0")
+        self.base_config: SimConfig = sim_config_from_params(params)
+        self.topics = Topics(role=role, target_role=target_role)
+        self.episode = 0
+        self.sim = Simulator(self.base_config)
+        self.codebook_id = codebook_id(self.base_config.channel, self.sim.n_beams)
+        self.noise_dbm = float(getattr(self.sim.channel, "noise_dbm", 0.0))
+        self.frames_published = 0
+        self.dt = 1.0 / self.base_config.rate_hz
+        self.t0 = time.time()
+
+        sensor_qos = qos_profile_sensor_data
+        reliable = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE)
+        cfg = self.base_config
+        self.pub_image = self.create_publisher(Image, self.topics.camera, sensor_qos) if cfg.camera.enabled else None
+        self.pub_info = (self.create_publisher(CameraInfo, self.topics.camera_info, sensor_qos)
+                         if cfg.camera.enabled else None)
+        self.pub_radar = (self.create_publisher(PointCloud2, self.topics.radar, sensor_qos)
+                          if cfg.radar.enabled else None)
+        self.pub_lidar = (self.create_publisher(PointCloud2, self.topics.lidar, sensor_qos)
+                          if cfg.lidar.enabled else None)
+        self.pub_gnss = self.create_publisher(NavSatFix, self.topics.gnss, sensor_qos)
+        self.pub_beam = self.create_publisher(BeamObservation, self.topics.beam_observation, reliable)
+        self.pub_clock = self.create_publisher(Clock, "/clock", 10)
+        period = self.dt / speed if speed > 0 else 0.0
+        self.timer = self.create_timer(period, self.tick)
+        self.get_logger().info(
+            f"built-in simulator: {cfg.lanes} lanes/direction, {cfg.weather}, seed {cfg.seed}, "
+            f"{cfg.rate_hz:g} Hz, {self.sim.n_beams} beams ({self.codebook_id}), topics under /carla/{role}/")
+
+    def stamp_ns(self) -> int:
+        """Monotonic scene time of the next frame, anchored at the node's start wall time."""
+        return round((self.t0 + self.frames_published * self.dt) * 1e9)
+
+    def next_episode(self) -> bool:
+        """Start the next episode; False when the configured number of episodes is done."""
+        self.episode += 1
+        if self.episodes and self.episode >= self.episodes:
+            return False
+        cfg = self.base_config
+        self.sim = Simulator(SimConfig(**{**cfg.__dict__, "seed": cfg.seed + self.episode}))
+        self.get_logger().info(f"episode {self.episode} (seed {cfg.seed + self.episode})")
+        return True
+
+    def tick(self) -> None:
+        if not self.context.ok():
+            return
+        if self.episode_frames and self.sim.frame_index >= self.episode_frames and not self.next_episode():
+            self.get_logger().info(f"done: {self.episode} episode(s), {self.frames_published} frames")
+            self.timer.cancel()
+            raise SystemExit(0)
+        frame = self.sim.step()
+        ns = self.stamp_ns()
+        stamp = convert.stamp_from_ns(ns)
+        t = self.topics
+        if self.pub_image is not None and frame.camera is not None:
+            self.pub_image.publish(convert.image_to_msg(frame.camera, stamp, t.frame("camera")))
+            cam = self.base_config.camera
+            self.pub_info.publish(convert.camera_info_msg(cam.width, cam.height, cam.fov_deg, stamp, t.frame("camera")))
+        if self.pub_radar is not None and frame.radar is not None:
+            self.pub_radar.publish(convert.radar_to_msg(frame.radar, stamp, t.frame("radar")))
+        if self.pub_lidar is not None and frame.lidar is not None:
+            self.pub_lidar.publish(convert.lidar_to_msg(frame.lidar, stamp, t.frame("lidar")))
+        if frame.gnss is not None:
+            self.pub_gnss.publish(convert.gnss_to_msg(*map(float, frame.gnss), stamp, f"{t.target_role}/gnss"))
+        else:  # no vehicle in range: a receiver without fix, as a real GNSS reports it
+            fix = convert.gnss_to_msg(math.nan, math.nan, math.nan, stamp, f"{t.target_role}/gnss")
+            fix.status.status = fix.status.STATUS_NO_FIX
+            self.pub_gnss.publish(fix)
+        if frame.beam is not None:
+            self.pub_beam.publish(convert.beam_label_to_msg(
+                frame.beam, stamp, t.frame("mmwave_array"), episode=self.episode,
+                codebook_id=self.codebook_id, noise_dbm=self.noise_dbm))
+        self.pub_clock.publish(Clock(clock=stamp))
+        self.frames_published += 1
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of ``ros2 run beam_tracking_ros simulator``."""
+    return run_node("simulator", SimulatorNode, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

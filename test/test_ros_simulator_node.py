@@ -1,0 +1,91 @@
+"""The simulator node's topics, received over DDS by another process; bad parameters rejected."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from ros_testing import popen_python, requires_ros, run_python
+
+SUBSCRIBER = r"""
+import json, time, rclpy
+from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image, PointCloud2, NavSatFix, CameraInfo
+from rosgraph_msgs.msg import Clock
+from beam_tracking_ros.msg import BeamObservation
+from beam_tracking_ros.ros import convert
+rclpy.init()
+n = rclpy.create_node("sim_probe")
+got = {}
+def keep(name):
+    return lambda m: got.setdefault(name, []).append(m)
+n.create_subscription(Image, "/carla/rsu/camera/image", keep("image"), qos_profile_sensor_data)
+n.create_subscription(CameraInfo, "/carla/rsu/camera/camera_info", keep("info"), qos_profile_sensor_data)
+n.create_subscription(PointCloud2, "/carla/rsu/radar", keep("radar"), qos_profile_sensor_data)
+n.create_subscription(PointCloud2, "/carla/rsu/lidar", keep("lidar"), qos_profile_sensor_data)
+n.create_subscription(NavSatFix, "/carla/target/gnss", keep("gnss"), qos_profile_sensor_data)
+n.create_subscription(BeamObservation, "/carla/rsu/beam_observation", keep("beam"),
+                      QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE))
+n.create_subscription(Clock, "/clock", keep("clock"), 10)
+deadline = time.time() + 40
+while time.time() < deadline and min(len(got.get(k, [])) for k in ("image", "radar", "lidar", "gnss", "beam", "clock", "info")) < 5:
+    rclpy.spin_once(n, timeout_sec=0.05)
+img = convert.image_from_msg(got["image"][-1])
+lidar = convert.lidar_from_msg(got["lidar"][-1])
+radar = convert.radar_from_msg(got["radar"][-1])
+beam = convert.beam_observation_from_msg(got["beam"][-1])
+stamps = [convert.stamp_to_ns(m.header.stamp) for m in got["image"]]
+print(json.dumps({
+    "counts": {k: len(v) for k, v in got.items()},
+    "image": [img.shape[0], img.shape[1], img.shape[2], got["image"][-1].encoding, got["image"][-1].header.frame_id],
+    "lidar_fields": [f.name for f in got["lidar"][-1].fields], "lidar_n": int(lidar.shape[0]),
+    "radar_fields": [f.name for f in got["radar"][-1].fields], "radar_cols": int(radar.shape[1]),
+    "beam": [len(beam.label.powers_dbm), int(beam.label.optimal_beam), beam.codebook_id],
+    "stamps_increasing": all(b > a for a, b in zip(stamps, stamps[1:])),
+    "dt_ms": (stamps[-1] - stamps[0]) / max(1, len(stamps) - 1) / 1e6,
+}))
+"""
+
+
+@requires_ros
+def test_simulator_topics_reach_another_process() -> None:
+    sim = popen_python(
+        "import sys; from beam_tracking_ros.ros.simulator_node import main; "
+        "sys.exit(main(['sim', '--ros-args', '-p', 'seed:=5', '-p', 'arrival_rate:=2.0', '-p', 'realtime_factor:=2.0']))"
+    )
+    try:
+        res = run_python(SUBSCRIBER, timeout=90)
+    finally:
+        sim.terminate()
+        sim.wait(timeout=20)
+    assert res.returncode == 0, res.stderr[-3000:]
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert got["image"] == [192, 256, 4, "bgra8", "rsu/camera"]
+    assert got["lidar_fields"] == ["x", "y", "z", "intensity"] and got["lidar_n"] > 100
+    assert got["radar_fields"] == ["x", "y", "z", "Range", "Velocity", "AzimuthAngle", "ElevationAngle"]
+    assert got["radar_cols"] == 4
+    assert got["beam"][0] == 152 and 0 <= got["beam"][1] < 152 and got["beam"][2].endswith("_152")
+    assert got["stamps_increasing"]
+    assert abs(got["dt_ms"] - 100.0) < 1.0  # 10 Hz scene time, whatever the wall rate
+
+
+@requires_ros
+def test_simulator_rejects_bad_parameters_with_a_clear_message() -> None:
+    res = subprocess.run(
+        [sys.executable, "-m", "beam_tracking_ros.ros.simulator_node", "--ros-args", "-p", "rate_hz:=-5.0"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert res.returncode == 2
+    assert "rate_hz" in res.stderr
+
+
+@requires_ros
+def test_simulator_stops_after_the_configured_episodes() -> None:
+    res = subprocess.run(
+        [sys.executable, "-m", "beam_tracking_ros.ros.simulator_node", "--ros-args", "-p", "episode_frames:=5",
+         "-p", "episodes:=2", "-p", "realtime_factor:=0.0"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "done: 2 episode(s), 10 frames" in res.stderr + res.stdout
