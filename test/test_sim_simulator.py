@@ -110,7 +110,7 @@ def test_weather_degrades_sensors_like_real_ones() -> None:
         (lambda: LidarConfig(range_m=-5), "lidar.range_m"),
         (lambda: RadarConfig(range_m=0), "radar.range_m"),
         (lambda: SimConfig(channel=ChannelConfig(array=ArrayConfig(n_cols=0))), "n_cols"),
-        (lambda: Simulator(SimConfig(channel=ChannelConfig(array=ArrayConfig.ura(1, 4)))), "n_az"),
+        (lambda: SimConfig(channel=ChannelConfig(array=ArrayConfig.ura(1, 4))), "n_az"),
     ],
 )
 def test_bad_config_raises_naming_parameter(factory, param: str) -> None:

@@ -15,7 +15,7 @@ Public API::
     optimal_beam(powers) -> argmax; horizon_labels(frame_powers (T, B), H) -> (T-H, H+1) beams
 """
 from .array import ArrayConfig, direction_from_angles, steering_from_direction, steering_vector
-from .codebook import Codebook, CodebookConfig, build_codebook
+from .codebook import Codebook, CodebookConfig, build_codebook, check_codebook_fits
 from .labels import LABEL_MODES, horizon_labels, label_powers, optimal_beam, sum_rss_dbm
 from .propagation import (
     ChannelConfig,
@@ -43,6 +43,7 @@ __all__ = [
     "Walls",
     "beam_powers",
     "build_codebook",
+    "check_codebook_fits",
     "direction_from_angles",
     "horizon_labels",
     "knife_edge_db",

@@ -115,11 +115,8 @@ class Codebook:
         return [[float(az[m]) for m in row if m >= 0] for row in self.members]
 
 
-def build_codebook(array: ArrayConfig | None = None, config: CodebookConfig | None = None) -> Codebook:
-    """Build the codebook (see the module docstring). Raises ValueError if the array cannot
-    support it."""
-    array = array or ArrayConfig()
-    config = config or CodebookConfig()
+def check_codebook_fits(array: ArrayConfig, config: CodebookConfig) -> None:
+    """Raise ValueError (naming the parameter) if ``config`` asks more than ``array`` resolves."""
     if config.n_az > MAX_OVERSAMPLING * array.n_cols:
         raise ValueError(
             f"n_az={config.n_az}: codebook larger than the array supports "
@@ -135,6 +132,14 @@ def build_codebook(array: ArrayConfig | None = None, config: CodebookConfig | No
             f"multi_grid={config.multi_grid}: multi-beam grid finer than the array resolves "
             f"(at most n_cols = {array.n_cols} directions)"
         )
+
+
+def build_codebook(array: ArrayConfig | None = None, config: CodebookConfig | None = None) -> Codebook:
+    """Build the codebook (see the module docstring). Raises ValueError if the array cannot
+    support it."""
+    array = array or ArrayConfig()
+    config = config or CodebookConfig()
+    check_codebook_fits(array, config)
     az = _az_grid(config.n_az, config.az_span_deg)
     el = np.radians(_bin_centres(config.n_el, config.el_span_deg, config.el_center_deg))
     if config.n_el == 1:

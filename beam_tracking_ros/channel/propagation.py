@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .array import ArrayConfig, steering_from_direction
-from .codebook import Codebook, CodebookConfig, build_codebook
+from .codebook import Codebook, CodebookConfig, build_codebook, check_codebook_fits
 
 PATHLOSS_MODELS = ("fspl", "umi")
 COMBINE_MODES = ("coherent", "incoherent")
@@ -174,6 +174,7 @@ class ChannelConfig:
             raise ValueError(f"n_pilots must be positive, got {self.n_pilots}")
         if self.ground_loss_db < 0 or self.blocker_max_db < 0 or self.path_max_block_db < 0:
             raise ValueError("ground_loss_db / blocker_max_db / path_max_block_db must be >= 0")
+        check_codebook_fits(self.array, self.codebook)  # reject at configuration time, not first use
 
     @property
     def noise_dbm(self) -> float:
