@@ -1,0 +1,496 @@
+"""rosbag2 I/O without ROS (the ``rosbags`` library), and bags -> dataset.
+
+Writing: :class:`BagWriter` writes a rosbag2 directory with MCAP storage (what ``ros2 bag record``
+writes by default) with our messages (``msg/*.msg``) and the standard ones registered. rosbags' MCAP
+writer keeps messages in an in-memory 1 MiB chunk and writes ``metadata.yaml`` and the MCAP summary
+only on ``close()``; a killed recorder would lose the whole pending chunk. So the writer closes the
+chunk and flushes + fsyncs the file at least every ``flush_interval`` seconds (wall clock): a killed
+writer loses at most that much.
+
+Reading: :func:`read_bag` iterates ``(topic, stamp_ns, msg)`` in time order from MCAP and sqlite3
+bags (as written by real ``ros2 bag record`` or by :class:`BagWriter`), registering message types
+from the definitions stored in the bag. Recovery of an unfinalized MCAP (no ``metadata.yaml`` because
+the writer was killed; no summary/footer): the reader streams the records of the ``.mcap`` file itself
+(schemas and channels are repeated inside the chunks), stops at the first incomplete record and logs
+how much it recovered -- the equivalent of ``ros2 bag reindex`` without rewriting the bag.
+A corrupt or truncated *finalized* bag raises :class:`BagError` naming the file (pass
+``recover=True`` to salvage what streams).
+
+Bag -> dataset: :func:`bag_frames` converts messages with the ROS-free converters of
+``beam_tracking_ros.ros.convert`` and groups them with the approximate-time synchronizer of
+``beam_tracking_ros.ros.sync`` (the live node's), giving ``SensorFrame``s for the builder;
+:func:`build_from_bags` builds a dataset from bags. Episodes are keyed by (bag, BeamObservation.episode);
+splits are by episode.
+"""
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import struct
+import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+LOG = logging.getLogger(__name__)
+
+PACKAGE = "beam_tracking_ros"
+BEAM_OBSERVATION_TYPE = f"{PACKAGE}/msg/BeamObservation"
+
+
+class BagError(ValueError):
+    """A bag that cannot be read or used: missing, corrupt, truncated, or without the needed topics."""
+
+
+# ----------------------------------------------------------------------------------------------
+# message types
+# ----------------------------------------------------------------------------------------------
+def find_msg_dir() -> Path:
+    """The package's ``msg/`` directory: next to the source tree, or in an installed share/ dir."""
+    here = Path(__file__).resolve()
+    candidates = [here.parents[2] / "msg"]
+    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
+        if prefix:
+            candidates.append(Path(prefix) / "share" / PACKAGE / "msg")
+    candidates.append(Path(sys.prefix) / "share" / PACKAGE / "msg")
+    for c in candidates:
+        if (c / "BeamObservation.msg").is_file():
+            return c
+    raise BagError(f"cannot find the {PACKAGE} msg/ directory (looked in {[str(c) for c in candidates]})")
+
+
+def make_typestore(msg_dir: str | os.PathLike[str] | None = None) -> Any:
+    """A rosbags Typestore with the ROS 2 standard types (Kilted) plus our messages from ``msg/``."""
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    store = get_typestore(Stores.ROS2_KILTED)
+    mdir = Path(msg_dir) if msg_dir is not None else find_msg_dir()
+    types: dict[str, Any] = {}
+    for path in sorted(mdir.glob("*.msg")):
+        types.update(get_types_from_msg(path.read_text(encoding="utf-8"), f"{PACKAGE}/msg/{path.stem}"))
+    if not types:
+        raise BagError(f"no .msg files in {mdir}")
+    store.register(types)
+    return store
+
+
+# ----------------------------------------------------------------------------------------------
+# writing
+# ----------------------------------------------------------------------------------------------
+def _flushing_writer_class() -> type:
+    """rosbags ``Writer`` whose MCAP storage can close its pending chunk and fsync on demand."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.rosbag2.storage_mcap import McapWriter
+
+    class _FlushingMcap(McapWriter):  # type: ignore[misc]
+        def flush(self) -> None:
+            if self.chunk.bio.tell():
+                self.close_chunk()
+            self.bio.flush()
+            os.fsync(self.bio.fileno())
+
+    class _Writer(Writer):  # type: ignore[misc]
+        STORAGE_PLUGINS: ClassVar[Mapping[Any, type]] = {**Writer.STORAGE_PLUGINS, StoragePlugin.MCAP: _FlushingMcap}
+
+    return _Writer
+
+
+class BagWriter:
+    """Write a rosbag2 (MCAP by default) from message objects of a rosbags Typestore.
+
+    ``add_topic(topic, msgtype)`` then ``write(topic, msg, stamp_ns=None)`` (default: the message's
+    header stamp). ``flush_interval`` (s) bounds what a killed writer loses; 0 flushes every message.
+    Use as a context manager; ``close()`` writes the MCAP summary and ``metadata.yaml``.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], typestore: Any = None, *, storage: str = "mcap",
+                 flush_interval: float = 1.0) -> None:
+        from rosbags.rosbag2 import StoragePlugin, Writer
+
+        if storage not in ("mcap", "sqlite3"):
+            raise ValueError(f"storage must be 'mcap' or 'sqlite3', got {storage!r}")
+        if flush_interval < 0:
+            raise ValueError(f"flush_interval must be >= 0 s, got {flush_interval}")
+        self.path = Path(path)
+        if self.path.exists():
+            raise BagError(f"bag {self.path} exists already; rosbag2 bags are never overwritten")
+        self.typestore = typestore if typestore is not None else make_typestore()
+        cls = _flushing_writer_class() if storage == "mcap" else Writer
+        plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+        self._writer = cls(self.path, version=Writer.VERSION_LATEST, storage_plugin=plugin)
+        self._writer.open()
+        self._connections: dict[str, Any] = {}
+        self.flush_interval = float(flush_interval)
+        self._last_flush = time.monotonic()
+        self.count = 0
+
+    def add_topic(self, topic: str, msgtype: str) -> None:
+        """Declare ``topic`` with type ``msgtype`` (e.g. 'sensor_msgs/msg/Image'); idempotent."""
+        if topic in self._connections:
+            if self._connections[topic].msgtype != msgtype:
+                raise ValueError(f"topic {topic} already has type {self._connections[topic].msgtype}")
+            return
+        if msgtype not in self.typestore.types:
+            raise ValueError(f"msgtype {msgtype!r} is not known to the typestore")
+        self._connections[topic] = self._writer.add_connection(topic, msgtype, typestore=self.typestore)
+
+    def write(self, topic: str, msg: Any, stamp_ns: int | None = None, msgtype: str | None = None) -> None:
+        """Serialize ``msg`` (CDR) and append it; an unknown topic is added with ``msgtype`` or the
+        message's own ``__msgtype__``."""
+        if topic not in self._connections:
+            self.add_topic(topic, msgtype or msg.__msgtype__)
+        conn = self._connections[topic]
+        if stamp_ns is None:
+            stamp = msg.header.stamp
+            stamp_ns = int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+        self._writer.write(conn, int(stamp_ns), self.typestore.serialize_cdr(msg, conn.msgtype))
+        self.count += 1
+        if time.monotonic() - self._last_flush >= self.flush_interval:
+            self.flush()
+
+    def flush(self) -> None:
+        """Make everything written so far durable (closes the pending MCAP chunk, fsyncs)."""
+        storage = self._writer.storage
+        if hasattr(storage, "flush"):
+            storage.flush()
+        self._last_flush = time.monotonic()
+
+    def close(self) -> None:
+        self._writer.close()
+
+    def __enter__(self) -> BagWriter:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# reading
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class BagMessage:
+    topic: str
+    stamp_ns: int
+    msg: Any
+    msgtype: str
+
+
+def _mcap_files(path: Path) -> list[Path]:
+    return sorted(path.glob("*.mcap")) if path.is_dir() else [path]
+
+
+def bag_topics(path: str | os.PathLike[str], recover: bool | None = None) -> dict[str, str]:
+    """Topic -> message type of a bag (from metadata.yaml, or by streaming an unfinalized MCAP)."""
+    path = Path(path)
+    if _finalized(path) and not recover:
+        from rosbags.highlevel import AnyReader
+
+        try:
+            with AnyReader([path]) as reader:
+                return {c.topic: c.msgtype for c in reader.connections}
+        except Exception as exc:  # rosbags raises several unrelated types for corrupt files
+            raise BagError(f"bag {path}: cannot open ({type(exc).__name__}: {exc})") from exc
+    topics: dict[str, str] = {}
+    for f in _mcap_files(path):
+        for rec in _stream_records(f, stop_on_message=True):
+            if type(rec).__name__ == "Channel":
+                topics[rec.topic] = _schema_names.get((f, rec.schema_id), "")
+    return topics
+
+
+_schema_names: dict[tuple[Path, int], str] = {}
+
+
+def _finalized(path: Path) -> bool:
+    if not path.exists():
+        raise BagError(f"bag {path} does not exist")
+    if path.is_dir():
+        if (path / "metadata.yaml").is_file():
+            return True
+        if not any(path.glob("*.mcap")):
+            kinds = sorted({p.suffix for p in path.iterdir()})
+            raise BagError(f"bag {path}: no metadata.yaml and no .mcap file to recover from "
+                           f"(found {kinds}); a sqlite3 bag needs its metadata.yaml (ros2 bag reindex)")
+        return False
+    if path.suffix == ".mcap":
+        return False
+    raise BagError(f"bag {path}: expected a rosbag2 directory or an .mcap file")
+
+
+def _stream_records(file: Path, stop_on_message: bool = False) -> Iterator[Any]:
+    """Records of an MCAP file in file order, stopping cleanly at a truncated/corrupt tail."""
+    from mcap.exceptions import McapError
+    from mcap.stream_reader import StreamReader
+
+    n = records = 0
+    try:
+        with open(file, "rb") as fh:
+            for rec in StreamReader(fh, emit_chunks=False, validate_crcs=True).records:
+                records += 1
+                kind = type(rec).__name__
+                if kind == "Schema":
+                    _schema_names[(file, rec.id)] = rec.name
+                if kind == "Message":
+                    n += 1
+                    if stop_on_message:
+                        continue
+                yield rec
+    except (McapError, EOFError, ValueError, OSError, struct.error) as exc:
+        if records <= 1:  # not even the header: not an MCAP, or cut before anything useful
+            raise BagError(f"bag file {file}: not a readable MCAP ({type(exc).__name__}: {exc})") from exc
+        LOG.warning("bag file %s: stopped at an incomplete record after %d messages (%s: %s); "
+                    "the rest was lost when the writer stopped", file, n, type(exc).__name__, exc)
+
+
+def read_bag(path: str | os.PathLike[str], topics: Iterable[str] | None = None, typestore: Any = None,
+             recover: bool | None = None) -> Iterator[BagMessage]:
+    """Messages of a bag in time order as rosbags dataclasses.
+
+    ``recover``: None (default) streams an unfinalized MCAP (no metadata.yaml) and reads finalized bags
+    normally; True streams MCAP files even when finalized (salvage a corrupt/truncated bag); False
+    refuses unfinalized bags.
+    """
+    path = Path(path)
+    wanted = set(topics) if topics is not None else None
+    finalized = _finalized(path)
+    if finalized and not recover:
+        yield from _read_finalized(path, wanted, typestore)
+        return
+    if not finalized and recover is False:
+        raise BagError(f"bag {path}: not finalized (no metadata.yaml: the writer was killed?); "
+                       f"pass recover=True to read what was flushed")
+    yield from _read_streamed(path, wanted, typestore)
+
+
+def _read_finalized(path: Path, wanted: set[str] | None, typestore: Any) -> Iterator[BagMessage]:
+    from rosbags.highlevel import AnyReader
+
+    ts = typestore if typestore is not None else make_typestore()
+    try:
+        reader = AnyReader([path], default_typestore=ts)
+        reader.open()
+    except Exception as exc:
+        raise BagError(f"bag {path}: cannot open ({type(exc).__name__}: {exc}); if it is truncated, "
+                       f"read it with recover=True") from exc
+    try:
+        conns = [c for c in reader.connections if wanted is None or c.topic in wanted]
+        it = reader.messages(connections=conns)
+        while True:
+            try:
+                conn, stamp, raw = next(it)
+                msg = reader.deserialize(raw, conn.msgtype)
+            except StopIteration:
+                return
+            except Exception as exc:
+                raise BagError(f"bag {path}: corrupt or truncated ({type(exc).__name__}: {exc}); "
+                               f"read it with recover=True to salvage the readable part") from exc
+            yield BagMessage(conn.topic, int(stamp), msg, conn.msgtype)
+    finally:
+        reader.close()
+
+
+def _read_streamed(path: Path, wanted: set[str] | None, typestore: Any, reorder_ns: int = 2_000_000_000
+                   ) -> Iterator[BagMessage]:
+    """Stream MCAP records; messages are re-ordered by log time within ``reorder_ns`` (chunks of an
+    MCAP are written in arrival order, so a bounded heap restores time order)."""
+    from rosbags.typesys import get_types_from_msg
+
+    ts = typestore if typestore is not None else make_typestore()
+    heap: list[tuple[int, int, BagMessage]] = []
+    seq = 0
+    for f in _mcap_files(path):
+        schemas: dict[int, Any] = {}
+        channels: dict[int, tuple[str, str]] = {}
+        for rec in _stream_records(f):
+            kind = type(rec).__name__
+            if kind == "Schema":
+                schemas[rec.id] = rec
+                if rec.name not in ts.types and rec.encoding == "ros2msg":
+                    ts.register(get_types_from_msg(rec.data.decode("utf-8"), rec.name))
+            elif kind == "Channel":
+                schema = schemas.get(rec.schema_id)
+                channels[rec.id] = (rec.topic, schema.name if schema is not None else "")
+            elif kind == "Message":
+                topic, msgtype = channels.get(rec.channel_id, ("", ""))
+                if not topic or (wanted is not None and topic not in wanted):
+                    continue
+                msg = ts.deserialize_cdr(rec.data, msgtype)
+                heapq.heappush(heap, (rec.log_time, seq, BagMessage(topic, rec.log_time, msg, msgtype)))
+                seq += 1
+                while heap and heap[0][0] < rec.log_time - reorder_ns:
+                    yield heapq.heappop(heap)[2]
+    while heap:
+        yield heapq.heappop(heap)[2]
+
+
+# ----------------------------------------------------------------------------------------------
+# bags -> frames -> dataset
+# ----------------------------------------------------------------------------------------------
+def default_topics() -> dict[str, str]:
+    """Modality -> topic of the CARLA-bridge naming used by our simulator and bridge."""
+    from ..ros.topics import Topics
+
+    t = Topics()
+    return {"camera": t.camera, "radar": t.radar, "lidar": t.lidar, "gnss": t.gnss, "beam": t.beam_observation}
+
+
+def _converters() -> dict[str, Any]:
+    from ..ros import convert
+
+    return {
+        "camera": lambda m, topic: convert.image_from_msg(m, topic=topic, as_bgra=True).copy(),
+        "radar": lambda m, topic: convert.radar_from_msg(m, topic=topic, allow_empty=True),
+        "lidar": lambda m, topic: convert.lidar_from_msg(m, topic=topic, allow_empty=True),
+        "gnss": lambda m, topic: convert.gnss_from_msg(m, topic=topic),
+        "beam": lambda m, topic: convert.beam_observation_from_msg(m, topic=topic),
+    }
+
+
+def check_topics(path: str | os.PathLike[str], topics: Mapping[str, str], recover: bool | None = None) -> None:
+    """Raise BagError naming every required topic the bag lacks (and listing what it has)."""
+    present = bag_topics(path, recover)
+    missing = {m: t for m, t in topics.items() if t not in present}
+    if missing:
+        raise BagError(f"bag {path}: required topics missing: "
+                       + ", ".join(f"{t} ({m})" for m, t in missing.items())
+                       + f"; the bag has {sorted(present)}")
+
+
+@dataclass
+class _Stamped:
+    """What the synchronizer sees: a header stamp and the converted payload."""
+
+    header: Any
+    value: Any
+
+
+def bag_frames(path: str | os.PathLike[str], modalities: Sequence[str], *,
+               topics: Mapping[str, str] | None = None, slop: float = 0.05, queue_size: int = 30,
+               recover: bool | None = None, typestore: Any = None,
+               stats: dict[str, int] | None = None) -> Iterator[tuple[int, Any]]:
+    """Synchronized ``(episode, SensorFrame)`` pairs of one bag, in time order.
+
+    The converted messages of ``modalities`` and the beam observation go through the live node's
+    approximate-time synchronizer (``queue_size``, ``slop`` s). ``episode`` is the BeamObservation's
+    episode field. Malformed messages are counted in ``stats`` and skipped (as the live node does).
+    """
+    from ..ros.sync import ApproximateTimeSynchronizer, SimpleFilter, SyncMonitor
+    from ..sim.types import SensorFrame
+
+    all_topics = dict(default_topics())
+    all_topics.update(topics or {})
+    keys = [*modalities, "beam"]
+    need = {k: all_topics[k] for k in keys}
+    check_topics(path, need, recover)
+    conv = _converters()
+    by_topic = {t: k for k, t in need.items()}
+    filters = {k: SimpleFilter() for k in keys}
+    out: list[tuple[int, Any]] = []
+    counts = stats if stats is not None else {}
+
+    def on_set(*msgs: _Stamped) -> None:
+        vals = {k: m.value for k, m in zip(keys, msgs)}
+        obs = vals["beam"]
+        frame = SensorFrame(stamp=obs.stamp, beam=obs.label,
+                            **{("gnss" if k == "gnss" else k): vals[k] for k in modalities})
+        out.append((int(obs.episode), frame))
+
+    sync = ApproximateTimeSynchronizer([filters[k] for k in keys], queue_size, slop)
+    sync.registerCallback(on_set)
+    # the live node's monitor: a backwards clock jump (looping bag) empties the queues
+    SyncMonitor([filters[k] for k in keys], sync, names=keys)
+    for bm in read_bag(path, need.values(), typestore, recover):
+        key = by_topic[bm.topic]
+        try:
+            value = conv[key](bm.msg, bm.topic)
+        except ValueError as exc:
+            counts[f"malformed_{key}"] = counts.get(f"malformed_{key}", 0) + 1
+            LOG.debug("skipping malformed %s message: %s", bm.topic, exc)
+            continue
+        filters[key].signalMessage(_Stamped(bm.msg.header, value))
+        if out:
+            yield from out
+            out.clear()
+    yield from out
+
+
+def build_from_bags(root: str | os.PathLike[str], bags: Sequence[str | os.PathLike[str]], *,
+                    modalities: Sequence[str] = ("camera", "radar", "lidar", "gnss"),
+                    topics: Mapping[str, str] | None = None, P: int = 8, H: int = 3, cfg: Any = None,
+                    slop: float = 0.05, queue_size: int = 30,
+                    fractions: Sequence[float] = (0.8, 0.1, 0.1),
+                    seed: int = 0, chunk_size: int = 256, max_gap: float | None = 1.0,
+                    recover: bool | None = None) -> dict[str, Any]:
+    """Bags -> dataset at ``root`` (returns its meta). Episodes = (bag, BeamObservation.episode);
+    a stamp going backwards or a gap over ``max_gap`` s restarts the window within an episode.
+
+    Every bag is checked for the required topics before anything is written; any failure leaves
+    ``root`` without a manifest.
+    """
+    from .builder import assign_splits, build_dataset
+
+    if not bags:
+        raise ValueError("bags: need at least one bag")
+    all_topics = dict(default_topics())
+    all_topics.update(topics or {})
+    need = {k: all_topics[k] for k in [*modalities, "beam"]}
+    for b in bags:
+        check_topics(b, need, recover)
+    # pass 1: the (small) beam observations give the episodes of every bag
+    keys: list[tuple[int, int]] = []
+    from ..ros.convert import beam_observation_from_msg
+
+    for bi, b in enumerate(bags):
+        seen: set[int] = set()
+        for bm in read_bag(b, [need["beam"]], None, recover):
+            seen.add(int(beam_observation_from_msg(bm.msg).episode))
+        keys += [(bi, e) for e in sorted(seen)]
+    ids = {k: i for i, k in enumerate(keys)}
+    splits = assign_splits(list(ids.values()), fractions, seed)
+    stats: dict[str, int] = {}
+
+    def episodes() -> Iterator[tuple[int, Iterator[Any]]]:
+        for bi, b in enumerate(bags):
+            yield from _group_episodes(bi, bag_frames(b, modalities, topics=topics, slop=slop,
+                                                      queue_size=queue_size, recover=recover, stats=stats),
+                                       ids)
+
+    meta = {"source": "rosbag2", "bags": [str(Path(b)) for b in bags], "topics": need,
+            "sync": {"slop": slop, "queue_size": queue_size},
+            "episode_keys": [[str(Path(bags[bi])), e] for bi, e in keys]}
+    from .preprocess import PreprocessConfig
+
+    result = build_dataset(root, episodes(), P=P, H=H, cfg=cfg or PreprocessConfig(),
+                           modalities=modalities, splits=splits, fractions=fractions, seed=seed, meta=meta,
+                           chunk_size=chunk_size, max_gap=max_gap)
+    if stats:
+        LOG.warning("skipped malformed messages: %s", stats)
+    return result
+
+
+def _group_episodes(bag_index: int, frames: Iterator[tuple[int, Any]], ids: Mapping[tuple[int, int], int]
+                    ) -> Iterator[tuple[int, Iterator[Any]]]:
+    """Split a bag's (episode, frame) stream into per-episode frame iterators (consumed in order)."""
+    pending: list[tuple[int, Any]] = []
+    it = iter(frames)
+
+    def run(first: tuple[int, Any]) -> Iterator[Any]:
+        ep = first[0]
+        yield first[1]
+        for e, f in it:
+            if e != ep:
+                pending.append((e, f))
+                return
+            yield f
+
+    nxt = next(it, None)
+    while nxt is not None:
+        key = (bag_index, nxt[0])
+        if key not in ids:
+            raise BagError(f"bag #{bag_index}: episode {nxt[0]} appeared only in the second pass")
+        yield ids[key], run(nxt)
+        nxt = pending.pop() if pending else next(it, None)

@@ -1,0 +1,172 @@
+"""rosbag2 (MCAP) write/read round trip, crash recovery, bad bags, and bags -> dataset."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rosbags")
+pytest.importorskip("mcap")
+
+from beam_tracking_ros.data.bag import (
+    BagError,
+    BagWriter,
+    bag_topics,
+    build_from_bags,
+    check_topics,
+    make_typestore,
+    read_bag,
+)
+from beam_tracking_ros.data.preprocess import PreprocessConfig
+from beam_tracking_ros.data.store import DatasetReader, is_complete
+from beam_tracking_ros.ros import convert as cv
+from beam_tracking_ros.ros.topics import Topics
+
+ROOT = Path(__file__).resolve().parents[1]
+T = Topics()
+B = 8
+
+
+@pytest.fixture(scope="module")
+def ts():
+    return make_typestore()
+
+
+def _write_episode(w: BagWriter, ts, n: int, episode: int = 0, t0: float = 0.0, gps: bool = True) -> None:
+    rng = np.random.default_rng(episode)
+    for k in range(n):
+        st = t0 + 0.1 * k
+        jitter = 0.004  # sensors of one tick arrive a few ms apart, as over DDS
+        img = np.full((6, 8, 4), k, np.uint8)
+        w.write(T.camera, cv.image_to_msg(img, st, T.frame("camera"), types=ts))
+        radar = np.column_stack([rng.normal(size=5), rng.uniform(-0.5, 0.5, 5), np.zeros(5),
+                                 rng.uniform(5, 50, 5)]).astype(np.float32)
+        w.write(T.radar, cv.radar_to_msg(radar, st + jitter, T.frame("radar"), types=ts))
+        lidar = rng.uniform(-20, 20, (50, 4)).astype(np.float32)
+        w.write(T.lidar, cv.lidar_to_msg(lidar, st + 2 * jitter, T.frame("lidar"), types=ts))
+        if gps:
+            w.write(T.gnss, cv.gnss_to_msg(49.0 + 1e-5 * k, 8.4, 110.0, st, "target/gnss", types=ts))
+        p = np.full(B, -90.0, np.float32)
+        p[k % B] = -60.0
+        w.write(T.beam_observation, cv.beam_observation_to_msg(
+            p, k % B, st, T.frame("mmwave_array"), mode="single", episode=episode, types=ts))
+
+
+def test_round_trip_mcap(tmp_path, ts):
+    bag = tmp_path / "run1"
+    with BagWriter(bag, ts) as w:
+        _write_episode(w, ts, 4)
+    assert (bag / "metadata.yaml").is_file() and list(bag.glob("*.mcap"))
+    topics = bag_topics(bag)
+    assert topics[T.beam_observation] == "beam_tracking_ros/msg/BeamObservation"
+    assert topics[T.camera] == "sensor_msgs/msg/Image"
+    msgs = list(read_bag(bag))
+    assert len(msgs) == 20
+    stamps = [m.stamp_ns for m in msgs]
+    assert stamps == sorted(stamps)
+    img = [m for m in msgs if m.topic == T.camera][2]
+    np.testing.assert_array_equal(cv.image_from_msg(img.msg), np.full((6, 8, 4), 2, np.uint8))
+    obs = cv.beam_observation_from_msg([m for m in msgs if m.topic == T.beam_observation][3].msg)
+    assert obs.label.optimal_beam == 3 and obs.label.powers_dbm[3] == -60.0 and obs.label.mode == "single"
+
+
+def test_round_trip_sqlite3(tmp_path, ts):
+    bag = tmp_path / "sq"
+    with BagWriter(bag, ts, storage="sqlite3") as w:
+        _write_episode(w, ts, 3)
+    assert list(bag.glob("*.db3"))
+    got = [m for m in read_bag(bag, topics=[T.gnss])]
+    assert [cv.gnss_from_msg(m.msg)[0] for m in got] == pytest.approx([49.0, 49.00001, 49.00002])
+
+
+def test_killed_writer_is_recovered(tmp_path):
+    """A writer SIGKILLed mid-recording leaves no metadata.yaml and no MCAP summary; what it flushed
+    (flush_interval=0: every message) is still read back."""
+    bag = tmp_path / "killed"
+    code = textwrap.dedent(f"""
+        import os, signal, sys
+        sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_data_bag import _write_episode
+        from beam_tracking_ros.data.bag import BagWriter, make_typestore
+        ts = make_typestore()
+        w = BagWriter({str(bag)!r}, ts, flush_interval=0.0)
+        _write_episode(w, ts, 6)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr.decode()
+    assert not (bag / "metadata.yaml").exists()
+    msgs = list(read_bag(bag))
+    assert len(msgs) == 30
+    assert sum(m.topic == T.beam_observation for m in msgs) == 6
+    with pytest.raises(BagError, match="not finalized"):
+        list(read_bag(bag, recover=False))
+
+
+def test_truncated_and_corrupt_bags(tmp_path, ts):
+    bag = tmp_path / "cut"
+    with BagWriter(bag, ts, flush_interval=0.0) as w:
+        _write_episode(w, ts, 8)
+    mcap = next(bag.glob("*.mcap"))
+    data = mcap.read_bytes()
+    mcap.write_bytes(data[: len(data) // 2])
+    with pytest.raises(BagError, match="cut"):
+        list(read_bag(bag))
+    salvaged = list(read_bag(bag, recover=True))
+    assert 0 < len(salvaged) < 40
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "junk_0.mcap").write_bytes(b"this is not an mcap file at all" * 10)
+    with pytest.raises(BagError, match="not a readable MCAP"):
+        list(read_bag(junk))
+    with pytest.raises(BagError, match="does not exist"):
+        list(read_bag(tmp_path / "nope"))
+
+
+def test_missing_topics_error(tmp_path, ts):
+    bag = tmp_path / "nogps"
+    with BagWriter(bag, ts) as w:
+        _write_episode(w, ts, 3, gps=False)
+    with pytest.raises(BagError, match="/carla/target/gnss"):
+        check_topics(bag, {"gnss": T.gnss, "radar": T.radar})
+    with pytest.raises(BagError, match="required topics missing"):
+        build_from_bags(tmp_path / "ds", [bag], modalities=("radar", "gnss"))
+    assert not is_complete(tmp_path / "ds")
+
+
+def test_bags_to_dataset(tmp_path, ts):
+    pytest.importorskip("beam_tracking_ros.ros.sync")
+    bags = []
+    for i in range(3):
+        bag = tmp_path / f"bag{i}"
+        with BagWriter(bag, ts) as w:
+            _write_episode(w, ts, 10, episode=2 * i)
+            _write_episode(w, ts, 10, episode=2 * i + 1, t0=5.0)
+        bags.append(bag)
+    cfg = PreprocessConfig(image_size=(4, 4), radar_points=8, radar_range_bins=4, radar_angle_bins=4,
+                           bev_resolution=10.0, lidar_feature_bins=8, gps_reference=(49.0, 8.4, 110.0))
+    meta = build_from_bags(tmp_path / "ds", bags, P=3, H=2, cfg=cfg, slop=0.02, seed=1)
+    r = DatasetReader(tmp_path / "ds")
+    assert sum(r.meta["counts"].values()) == 6 * (10 - 2 - 2)  # 6 episodes, P-1 + H frames lost each
+    assert meta["codebook_size"] == B
+    for split in ("train", "val", "test"):
+        for i in range(r.count(split)):
+            s = r.get(split, i)
+            t = round(float(s["stamp"]) * 10) % 50  # frame index within its episode
+            assert s["beams"].tolist() == [k % B for k in range(t, t + 3)]
+            assert s["camera"].shape == (3, 3, 4, 4) and s["gps"].shape == (3, 3)
+    eps = {s: set(r.column(s, "episode").tolist()) for s in ("train", "val", "test")}
+    assert all(eps.values()) and not (eps["train"] & eps["test"])
+    assert len(set().union(*eps.values())) == 6
+
+
+@pytest.mark.skipif(os.environ.get("CI") == "true" and sys.platform != "linux", reason="posix only")
+def test_writer_refuses_existing(tmp_path, ts):
+    (tmp_path / "x").mkdir()
+    with pytest.raises(BagError, match="exists"):
+        BagWriter(tmp_path / "x", ts)
