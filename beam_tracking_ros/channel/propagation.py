@@ -312,6 +312,11 @@ class ChannelModel:
     def n_beams(self) -> int:
         return self.codebook.size
 
+    @property
+    def noise_dbm(self) -> float:
+        """Receiver thermal noise power (dBm) over the bandwidth, before pilot averaging."""
+        return float(self.config.noise_dbm)
+
     def compute(
         self,
         rsu: RsuPose,

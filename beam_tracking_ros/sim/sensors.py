@@ -131,16 +131,16 @@ class Camera:
         self.origin = np.array([rsu.position[0], rsu.position[1], cfg.mount_height])
         f, left, up = _sensor_axes(rsu.yaw, np.radians(cfg.pitch_deg))
         self.f, self.right, self.down = f, -left, -up
-        self.fx_eff = WEATHER_EFFECTS[weather]
+        self.we = WEATHER_EFFECTS[weather]
         self.weather = weather
         self._render_background(scene)
         n = cfg.width * cfg.height * 3
-        self._noise = np.round(rng.standard_normal(n + 8191) * self.fx_eff.cam_noise).astype(np.int16)
-        if self.fx_eff.streaks:
+        self._noise = np.round(rng.standard_normal(n + 8191) * self.we.cam_noise).astype(np.int16)
+        if self.we.streaks:
             self._streaks = [self._make_streaks(rng) for _ in range(4)]
 
     def _render_background(self, scene: Scene) -> None:
-        cfg, we = self.cfg, self.fx_eff
+        cfg, we = self.cfg, self.we
         v, u = np.mgrid[0 : cfg.height, 0 : cfg.width].astype(np.float64)
         d = (
             self.f[None, None]
@@ -247,7 +247,7 @@ class Camera:
         vtype: np.ndarray,
         rng: np.random.Generator,
     ) -> np.ndarray:
-        we = self.fx_eff
+        we = self.we
         img = self.background.copy()
         if len(center):
             # cars get a glass cabin box on a lower body: reads as a car, not a brick
