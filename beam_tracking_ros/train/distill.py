@@ -28,6 +28,7 @@ from .trainer import (
     FitResult,
     TrainingError,
     build_model,
+    check_model_modalities,
     dataset_hash,
     dist_env,
     evaluate_model,
@@ -96,6 +97,7 @@ def fit_data_free(
     kwargs = resolve_model_kwargs(cfg.model.name, cfg.model.kwargs, info, [modality])
     torch.manual_seed(cfg.train.seed)
     student = build_model(cfg.model.name, kwargs).to(device)
+    check_model_modalities(student, cfg.model.name, [modality])
     f = cfg.distill.data_free
     generator = Generator(modality, shape, noise_dim=f.noise_dim, hidden=f.hidden, output_range=(lo, hi)).to(device)
 

@@ -297,41 +297,29 @@ def make_loader(
 # --------------------------------------------------------------------------------------------------
 # Models
 # --------------------------------------------------------------------------------------------------
-def _registry_factory(name: str) -> Callable[..., nn.Module]:
-    """The constructor registered under ``name`` in the models package (or the trainer's toy model)."""
+def _model_spec(name: str) -> tuple[Callable[..., nn.Module], set[str]]:
+    """The constructor behind ``name`` (models registry, or the trainer's toy model) and its arguments."""
     if name in ("toy-gru", "toy"):
         from .synthetic import ToyBeamModel
 
-        return ToyBeamModel
-    from .. import models as models_pkg
+        return ToyBeamModel, _accepts(ToyBeamModel)
+    from ..models import registry
 
-    for getter in ("get_model_class", "model_factory", "get_model"):
-        fn = getattr(models_pkg, getter, None)
-        if callable(fn):
-            try:
-                return fn(name)
-            except (KeyError, ValueError):
-                break
-    registry = getattr(models_pkg, "MODEL_REGISTRY", None) or getattr(models_pkg, "REGISTRY", None)
-    names: list[str] = ["toy-gru"]
-    if isinstance(registry, Mapping):
-        if name in registry:
-            entry = registry[name]
-            return entry if callable(entry) else entry["factory"]
-        names += sorted(registry)
-    list_fn = getattr(models_pkg, "list_models", None) or getattr(models_pkg, "available_models", None)
-    if callable(list_fn):
-        names += [n for n in list_fn() if n not in names]
-    raise ConfigError(f"model.name: unknown model {name!r}; available: {', '.join(names)}")
+    if name not in registry.MODEL_CONFIGS:
+        raise ConfigError(
+            f"model.name: unknown model {name!r}; available: {', '.join([*registry.list_models(), 'toy-gru'])}")
+    cls = registry.MODEL_CONFIGS[name][0]
+
+    def factory(**kwargs: Any) -> nn.Module:
+        return registry.build_model(name, **kwargs)
+
+    return factory, _accepts(cls)
 
 
-def _accepts(factory: Callable[..., Any]) -> tuple[set[str], bool]:
-    try:
-        sig = inspect.signature(factory)
-    except (TypeError, ValueError):
-        return set(), True
-    var_kw = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
-    return {n for n, p in sig.parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}, var_kw
+def _accepts(factory: Callable[..., Any]) -> set[str]:
+    sig = inspect.signature(factory)
+    return {n for n, p in sig.parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            and n != "self"}
 
 
 def resolve_model_kwargs(
@@ -341,8 +329,7 @@ def resolve_model_kwargs(
 
     Given values must agree with the data: a model configured for 64 beams cannot train on 152.
     """
-    factory = _registry_factory(name)
-    accepted, var_kw = _accepts(factory)
+    _factory, accepted = _model_spec(name)
     derived: dict[str, Any] = {"num_beams": info.num_beams, "horizon": info.horizon, "window": info.window,
                                "modalities": list(modalities),
                                "input_shapes": {m: info.input_shapes[m] for m in modalities}}
@@ -354,7 +341,7 @@ def resolve_model_kwargs(
         derived["feature_dim"] = derived["lidar_feature_dim"] = shapes["lidar_feat"][-1]
     out = dict(kwargs)
     for key, value in derived.items():
-        if key not in accepted and not (var_kw and key in ("num_beams", "horizon", "window")):
+        if key not in accepted:
             continue
         if key in out:
             given = list(out[key]) if isinstance(out[key], (list, tuple)) else out[key]
@@ -362,7 +349,7 @@ def resolve_model_kwargs(
                 raise ConfigError(f"model.kwargs.{key}: {given} does not match the dataset ({value})")
             continue
         out[key] = value
-    unknown = [k for k in out if k not in accepted] if not var_kw else []
+    unknown = [k for k in out if k not in accepted]
     if unknown:
         raise ConfigError(
             f"model.kwargs: unknown argument(s) {', '.join(unknown)} for {name!r}; allowed: "
@@ -372,11 +359,20 @@ def resolve_model_kwargs(
 
 def build_model(name: str, kwargs: Mapping[str, Any]) -> nn.Module:
     """Instantiate a registered model with already resolved kwargs (errors -> ConfigError)."""
-    factory = _registry_factory(name)
+    factory, _accepted = _model_spec(name)
     try:
-        return factory(**dict(kwargs))
+        model = factory(**dict(kwargs))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"model: cannot build {name!r} with {dict(kwargs)}: {exc}") from None
+    return model
+
+
+def check_model_modalities(model: nn.Module, name: str, modalities: Sequence[str]) -> None:
+    """A model with fixed inputs (e.g. the radar-only MLP) must read exactly the configured modalities."""
+    own = getattr(model, "modalities", None)
+    if own is not None and sorted(own) != sorted(modalities):
+        raise ConfigError(f"data.modalities: model {name!r} reads {list(own)} but data.modalities is "
+                          f"{list(modalities)}")
 
 
 def model_outputs(out: Any) -> dict[str, Tensor]:
@@ -394,12 +390,9 @@ def _inputs(batch: Mapping[str, Tensor], modalities: Sequence[str], device: torc
 
 def count_parameters(model: nn.Module) -> int:
     """Trainable parameters (the models package's counter when it offers one)."""
-    from .. import models as models_pkg
+    from ..models import count_parameters as count
 
-    fn = getattr(models_pkg, "count_parameters", None)
-    if callable(fn):
-        return int(fn(model))
-    return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
+    return int(count(model))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -692,6 +685,7 @@ def _fit(cfg: RunConfig, out: Path, env: DistEnv, device: torch.device, teacher_
     kwargs = resolve_model_kwargs(cfg.model.name, cfg.model.kwargs, info, student_mods)
     torch.manual_seed(tcfg.seed)  # identical initial weights on every rank and every run
     student = build_model(cfg.model.name, kwargs).to(device)
+    check_model_modalities(student, cfg.model.name, student_mods)
     probe = torch.utils.data.default_collate([train_ds[i] for i in range(min(2, len(train_ds)))])
     with torch.no_grad():
         student.eval()
