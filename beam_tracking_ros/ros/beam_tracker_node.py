@@ -1,0 +1,334 @@
+"""ROS 2 node ``beam_tracker``: synchronized sensors -> observation window -> teacher/student -> BeamPrediction.
+
+A thin shell over :class:`beam_tracking_ros.tracking.BeamTracker`:
+
+1. the model card decides which modalities are needed; the node refuses a model whose modalities
+   have no configured topic (an empty topic parameter disables a modality);
+2. those topics are synchronized with ``message_filters.ApproximateTimeSynchronizer`` where the
+   real package is installed, otherwise with the package's compatible fallback (``ros/sync.py``);
+   topics the model does not need are not subscribed, so a student trained on fewer modalities
+   keeps running when the others die;
+3. each synchronized set is converted (``ros/convert.py``, zero-copy where the layout allows),
+   preprocessed and windowed exactly as the dataset builder does, and once the window holds P
+   frames the model runs (ONNX Runtime or torch) and ``BeamPrediction`` + a ``MarkerArray`` are
+   published;
+4. bad input never crashes the node: malformed messages are counted and their frame dropped, a
+   backwards clock jump (a looping bag) empties the synchronizer and the window, a silent modality
+   is reported; counters and latency go to ``/diagnostics`` every ``diagnostics_period_s``.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from builtin_interfaces.msg import Duration
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Point
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Image, NavSatFix, PointCloud2
+from visualization_msgs.msg import Marker, MarkerArray
+
+from beam_tracking_ros.msg import BeamHorizonStep, BeamPrediction
+
+from ..data.preprocess import PreprocessError
+from ..tracking import SENSOR_MODALITY, BeamTracker, HorizonPrediction
+from . import convert
+from .params import declare
+from .spin import ConfigurationError, run_node
+from .topics import Topics
+
+SENSOR_MSG = {"camera": Image, "radar": PointCloud2, "lidar": PointCloud2, "gnss": NavSatFix}
+FROM_MSG = {
+    "camera": lambda m, t: convert.image_from_msg(m, topic=t, as_bgra=True),
+    "radar": lambda m, t: convert.radar_from_msg(m, topic=t),
+    "lidar": lambda m, t: convert.lidar_from_msg(m, topic=t),
+    "gnss": lambda m, t: convert.gnss_from_msg(m, topic=t),
+}
+# One colour per horizon step for the RViz markers: now, +1, +2, ... (RGBA).
+STEP_COLOURS = [(0.1, 0.9, 0.1), (0.95, 0.8, 0.1), (0.95, 0.45, 0.1), (0.9, 0.1, 0.1), (0.6, 0.1, 0.8)]
+
+
+def synchronizer_backend() -> tuple[Any, str]:
+    """The real ``message_filters`` where it is installed, else the package's fallback."""
+    try:
+        import message_filters  # a real ROS 2 install
+
+        return message_filters, "message_filters"
+    except ImportError:
+        from . import sync
+
+        return sync, "beam_tracking_ros.ros.sync (fallback)"
+
+
+def resolve_model_dir(model: str) -> Path:
+    """``model`` is a directory, or the name of one under the package's share/models (e.g. 'student')."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path
+    candidates = []
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        candidates.append(Path(get_package_share_directory("beam_tracking_ros")) / "models" / model)
+    except Exception:  # no ament index (plain pip install): look next to the sources
+        pass
+    candidates.append(Path(__file__).resolve().parents[2] / "models" / model)
+    for c in candidates:
+        if c.is_dir():
+            return c
+    raise ConfigurationError(f"model: no model directory {model!r} (looked in {[str(c) for c in candidates]})")
+
+
+class BeamTrackerNode(Node):
+    """See the module docstring."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("beam_tracker", **kwargs)
+        from ..train.export import load_model
+
+        topics = Topics()
+        model = declare(self, "model", "student",
+                        "Model directory, or the name of one in share/beam_tracking_ros/models (student|teacher|...).")
+        role = declare(self, "role", "", "Expected role (teacher|student); empty = whatever the model card says.")
+        backend = declare(self, "backend", "auto", "auto (ONNX Runtime if model.onnx exists) | onnx | torch.")
+        device = declare(self, "device", "cpu", "torch device for the torch backend (cpu, cuda, cuda:1).")
+        self.top_k = int(declare(self, "top_k", 3, "Number of candidate beams per horizon step in BeamPrediction."))
+        queue_size = int(declare(self, "sync_queue_size", 10, "Per-topic queue of the approximate-time synchronizer."))
+        slop = float(declare(self, "sync_slop_s", 0.05, "Max stamp spread (s) of one synchronized set."))
+        topic_of = {
+            "camera": declare(self, "camera_topic", topics.camera, "sensor_msgs/Image topic ('' = none)."),
+            "radar": declare(self, "radar_topic", topics.radar, "Radar sensor_msgs/PointCloud2 topic ('' = none)."),
+            "lidar": declare(self, "lidar_topic", topics.lidar, "LiDAR sensor_msgs/PointCloud2 topic ('' = none)."),
+            "gnss": declare(self, "gps_topic", topics.gnss, "Target GNSS sensor_msgs/NavSatFix topic ('' = none)."),
+        }
+        out_topic = declare(self, "prediction_topic", topics.beam_prediction, "BeamPrediction output topic.")
+        self.frame_id = declare(self, "frame_id", topics.frame("mmwave_array"), "Frame of the antenna array.")
+        self.step_s = float(declare(self, "horizon_step_s", 0.1, "Time between horizon steps (the scene period)."))
+        self.max_rate_hz = float(declare(self, "max_rate_hz", 0.0,
+                                         "Upper bound on predictions per second; 0 = every frame."))
+        self.stale_s = float(declare(self, "stale_timeout_s", 1.0, "A modality silent this long is reported missing."))
+        diag_period = float(declare(self, "diagnostics_period_s", 1.0, "Period of /diagnostics."))
+        self.publish_markers = bool(declare(self, "publish_markers", True, "Publish the beams as a MarkerArray."))
+        for name, value in (("top_k", self.top_k), ("sync_queue_size", queue_size)):
+            if value < 1:
+                raise ConfigurationError(f"{name} must be >= 1, got {value}")
+        for name, value in (("sync_slop_s", slop), ("horizon_step_s", self.step_s), ("stale_timeout_s", self.stale_s),
+                            ("diagnostics_period_s", diag_period)):
+            if not value > 0:
+                raise ConfigurationError(f"{name} must be > 0, got {value}")
+        if backend not in ("auto", "onnx", "torch"):
+            raise ConfigurationError(f"backend must be auto, onnx or torch, got {backend!r}")
+
+        model_dir = resolve_model_dir(model)
+        try:
+            predictor, card = load_model(model_dir, backend=backend, device=device)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise ConfigurationError(f"model {str(model_dir)!r} could not be loaded: {exc}") from exc
+        self.card = card
+        if role and card.get("role") != role:
+            raise ConfigurationError(f"role: expected a {role} but {model_dir} is a {card.get('role')!r}")
+        self.tracker = BeamTracker(predictor, card["inputs"], card["window"], card["horizon"],
+                                   card.get("preprocess"), top_k=self.top_k)
+        missing = [SENSOR_MODALITY[s] for s in self.tracker.sensors if not topic_of[s]]
+        if missing:
+            raise ConfigurationError(
+                f"model {card.get('name')!r} needs {list(self.tracker.modalities)} but no topic is configured for "
+                f"{missing} (set {', '.join(m + '_topic' for m in missing)})")
+        self.sensors = self.tracker.sensors
+        self.topic_of = {s: topic_of[s] for s in self.sensors}
+        self.codebook_id = str(card.get("codebook_id", ""))
+        self.n_beams = int(card.get("num_beams", 0))
+        self.role = BeamPrediction.ROLE_TEACHER if card.get("role") == "teacher" else BeamPrediction.ROLE_STUDENT
+        self.directions = self._beam_directions(card)
+
+        mf, self.sync_backend = synchronizer_backend()
+        self.subs = [mf.Subscriber(self, SENSOR_MSG[s], self.topic_of[s], qos_profile=qos_profile_sensor_data)
+                     for s in self.sensors]
+        self.sync = mf.ApproximateTimeSynchronizer(self.subs, queue_size, slop)
+        self.sync.registerCallback(self.on_synchronized)
+        from .sync import SyncMonitor
+
+        self.monitor = SyncMonitor(self.subs, self.sync, names=[SENSOR_MODALITY[s] for s in self.sensors])
+        self.monitor.on_clock_jump.append(self._on_clock_jump)
+        self.last_seen = {s: None for s in self.sensors}
+        for s, sub in zip(self.sensors, self.subs):
+            sub.registerCallback(self._seen, s)
+
+        self.malformed = collections.Counter()
+        self.rate_limited = 0
+        self.errors = 0
+        self.latencies = collections.deque(maxlen=2000)  # bounded: p50/p99 over the last 2000 predictions
+        self.last_publish = 0.0
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.pub = self.create_publisher(BeamPrediction, out_topic, reliable)
+        self.pub_markers = (self.create_publisher(MarkerArray, out_topic + "/markers", 10)
+                            if self.publish_markers else None)
+        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(diag_period, self.publish_diagnostics)
+        self.get_logger().info(
+            f"model {card.get('name')!r} ({card.get('role')}, {getattr(predictor, 'backend', backend)}) on "
+            f"{list(self.tracker.modalities)}: P={card['window']}, H={card['horizon']}, {self.n_beams} beams; "
+            f"sync: {self.sync_backend}, queue {queue_size}, slop {slop} s; publishing {out_topic}")
+
+    # ---- callbacks -------------------------------------------------------------------------------
+    def _seen(self, _msg: Any, sensor: str) -> None:
+        self.last_seen[sensor] = time.monotonic()
+
+    def _on_clock_jump(self, stamp_ns: int) -> None:
+        self.tracker.reset()
+        self.get_logger().warning(f"clock jumped backwards (to {stamp_ns / 1e9:.3f} s): window reset")
+
+    def on_synchronized(self, *msgs: Any) -> None:
+        """One synchronized set: convert, preprocess, window, predict, publish. Never raises."""
+        t_arrival = time.perf_counter()
+        if self.max_rate_hz > 0 and time.monotonic() - self.last_publish < 1.0 / self.max_rate_hz:
+            self.rate_limited += 1
+            return
+        raw: dict[str, np.ndarray] = {}
+        for sensor, msg in zip(self.sensors, msgs):
+            try:
+                raw[sensor] = FROM_MSG[sensor](msg, self.topic_of[sensor])
+            except ValueError as exc:  # ConversionError: malformed message
+                self._malformed(sensor, exc)
+                return
+        stamp = max(convert.stamp_to_sec(m.header.stamp) for m in msgs)
+        try:
+            pred = self.tracker.push(stamp, raw)
+        except PreprocessError as exc:
+            self._malformed(exc.modality, exc)
+            return
+        except Exception as exc:  # a model failure must not kill the node: count, log, keep going
+            self.errors += 1
+            self.get_logger().error(f"prediction failed: {exc}", throttle_duration_sec=5.0)
+            return
+        if pred is None:
+            return
+        newest = max(msgs, key=lambda m: convert.stamp_to_sec(m.header.stamp)).header.stamp
+        self.pub.publish(self._message(pred, newest, t_arrival))
+        if self.pub_markers is not None:
+            self.pub_markers.publish(self._markers(pred, newest))
+        self.last_publish = time.monotonic()
+
+    def _malformed(self, modality: str, exc: Exception) -> None:
+        key = SENSOR_MODALITY.get(modality, modality)
+        self.malformed[key] += 1
+        self.get_logger().warning(f"dropped a frame: malformed {key}: {exc}", throttle_duration_sec=5.0)
+
+    # ---- messages ---------------------------------------------------------------------------------
+    def _message(self, pred: HorizonPrediction, stamp: Any, t_arrival: float) -> BeamPrediction:
+        msg = BeamPrediction()
+        msg.header.stamp = stamp
+        msg.header.frame_id = self.frame_id
+        msg.model_name = str(self.card.get("name", ""))
+        msg.role = self.role
+        msg.modalities = list(self.tracker.modalities)
+        msg.codebook_id = self.codebook_id
+        msg.codebook_size = int(pred.probs.shape[1])
+        for i in range(len(pred.beams)):
+            step = BeamHorizonStep()
+            ns = round(i * self.step_s * 1e9)
+            step.time_offset = Duration(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+            step.beam = int(pred.beams[i])
+            step.top_k_beams = [int(b) for b in pred.top_k_beams[i]]
+            step.top_k_probs = [float(p) for p in pred.top_k_probs[i]]
+            msg.horizon.append(step)
+        msg.window_size = self.tracker.window.size
+        msg.window_fill = float(pred.window_fill)
+        latency = (time.perf_counter() - t_arrival) * 1e3
+        msg.inference_latency_ms = float(latency)
+        self.latencies.append(latency)
+        return msg
+
+    def _beam_directions(self, card: dict[str, Any]) -> list[list[float]] | None:
+        """Member azimuths (rad) of each beam pattern, for the markers; None when unknown."""
+        az = card.get("beam_azimuths_deg")
+        if az is None:
+            try:
+                from ..channel import build_codebook
+                from ..sim import SimConfig
+
+                cb = build_codebook(SimConfig().channel.array, SimConfig().channel.codebook)
+                az = cb.pattern_azimuths_deg() if cb.size == int(card.get("num_beams", -1)) else None
+            except Exception:
+                az = None
+        return None if az is None else [[math.radians(a) for a in row] for row in az]
+
+    def _markers(self, pred: HorizonPrediction, stamp: Any) -> MarkerArray:
+        """One arrow per member beam of each step's pattern, coloured by step, longer for nearer steps."""
+        out = MarkerArray()
+        clear = Marker()
+        clear.action = Marker.DELETEALL
+        out.markers.append(clear)
+        if self.directions is None:
+            return out
+        for i, beam in enumerate(pred.beams):
+            for j, az in enumerate(self.directions[int(beam)] if int(beam) < len(self.directions) else []):
+                m = Marker()
+                m.header.stamp = stamp
+                m.header.frame_id = self.frame_id
+                m.ns = f"horizon_{i}"
+                m.id = i * 3 + j
+                m.type = Marker.ARROW
+                m.action = Marker.ADD
+                length = 20.0 - 3.0 * i
+                m.points = [Point(x=0.0, y=0.0, z=0.0),
+                            Point(x=length * math.cos(az), y=-length * math.sin(az), z=0.0)]
+                m.scale.x, m.scale.y, m.scale.z = 0.4, 0.8, 1.0
+                r, g, b = STEP_COLOURS[min(i, len(STEP_COLOURS) - 1)]
+                m.color.r, m.color.g, m.color.b, m.color.a = r, g, b, 0.9
+                m.lifetime = Duration(sec=0, nanosec=500_000_000)
+                out.markers.append(m)
+        return out
+
+    def publish_diagnostics(self) -> None:
+        """Counters, latency percentiles and silent modalities on /diagnostics."""
+        now = time.monotonic()
+        silent = [SENSOR_MODALITY[s] for s, t in self.last_seen.items() if t is None or now - t > self.stale_s]
+        st = DiagnosticStatus()
+        st.name = f"{self.get_name()}: beam tracking"
+        st.hardware_id = self.frame_id
+        bad = sum(self.malformed.values())
+        if silent:
+            st.level, st.message = DiagnosticStatus.WARN, f"no data from {silent}"
+        elif bad or self.errors:
+            st.level, st.message = DiagnosticStatus.WARN, f"{bad} malformed frame(s), {self.errors} model error(s)"
+        else:
+            st.level, st.message = DiagnosticStatus.OK, "tracking"
+        lat = np.asarray(self.latencies, dtype=np.float64)
+        values: dict[str, Any] = {
+            "predictions": self.tracker.stats.predictions,
+            "frames": self.tracker.stats.frames,
+            "window_resets": self.tracker.stats.window_resets,
+            "window_fill": round(self.tracker.window.fill_ratio, 3),
+            "points_dropped_nonfinite": self.tracker.stats.points_dropped,
+            "model_errors": self.errors,
+            "rate_limited": self.rate_limited,
+            "silent_modalities": ",".join(silent),
+            "latency_p50_ms": round(float(np.percentile(lat, 50)), 3) if lat.size else "",
+            "latency_p99_ms": round(float(np.percentile(lat, 99)), 3) if lat.size else "",
+            "sync_backend": self.sync_backend,
+        }
+        for m in self.tracker.modalities:
+            values[f"malformed.{m}"] = self.malformed.get(m, 0)
+        values.update({f"sync.{k}": v for k, v in self.monitor.stats().as_dict().items()})
+        st.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+        arr = DiagnosticArray()
+        arr.header.stamp = self.get_clock().now().to_msg()
+        arr.status = [st]
+        self.pub_diag.publish(arr)
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of ``ros2 run beam_tracking_ros beam_tracker``."""
+    return run_node("beam_tracker", BeamTrackerNode, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Launch the beam tracker: `ros2 launch beam_tracking_ros beam_tracker.launch.py model:=teacher`."""
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+
+def generate_launch_description() -> LaunchDescription:
+    share = FindPackageShare("beam_tracking_ros")
+    return LaunchDescription([
+        DeclareLaunchArgument("model", default_value="student",
+                              description="Model directory or name under share/beam_tracking_ros/models"),
+        DeclareLaunchArgument("backend", default_value="auto", choices=["auto", "onnx", "torch"],
+                              description="Inference runtime"),
+        DeclareLaunchArgument("params_file", default_value=PathJoinSubstitution([share, "config", "beam_tracker.yaml"]),
+                              description="Parameters of the tracker"),
+        DeclareLaunchArgument("namespace", default_value="", description="Namespace of the tracker node"),
+        # Large images and clouds between processes: shared memory with 16 MiB segments, unless the
+        # user already chose a Fast DDS profile (docs/transport.md).
+        SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", EnvironmentVariable(
+            "FASTDDS_DEFAULT_PROFILES_FILE", default_value=PathJoinSubstitution([share, "config", "fastdds_shm.xml"]))),
+        Node(
+            package="beam_tracking_ros",
+            executable="beam_tracker",
+            name="beam_tracker",
+            namespace=LaunchConfiguration("namespace"),
+            output="screen",
+            parameters=[LaunchConfiguration("params_file"),
+                        {"model": LaunchConfiguration("model"), "backend": LaunchConfiguration("backend")}],
+        ),
+    ])

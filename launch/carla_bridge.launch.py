@@ -1,0 +1,103 @@
+"""The sensing side and the tracker: CARLA when a server answers, else the built-in simulator.
+
+    ros2 launch beam_tracking_ros carla_bridge.launch.py                       # auto
+    ros2 launch beam_tracking_ros carla_bridge.launch.py simulator:=builtin lanes:=3 weather:=fog
+    ros2 launch beam_tracking_ros carla_bridge.launch.py simulator:=carla host:=10.0.0.5
+
+simulator:=auto connects to CARLA at host:port when a server answers within probe_timeout seconds
+and otherwise runs the built-in simulator, saying so in one line; simulator:=carla insists on the
+server (the bridge exits non-zero with a clear message, ending the launch); builtin never tries.
+"""
+
+from launch import LaunchDescription
+from launch.actions import (
+    DeclareLaunchArgument,
+    IncludeLaunchDescription,
+    LogInfo,
+    OpaqueFunction,
+    SetEnvironmentVariable,
+    Shutdown,
+)
+from launch.conditions import IfCondition
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+SCENARIO_ARGS = {
+    "lanes": ("2", "Lanes per direction (CRKD: 2 or 3)"),
+    "max_vehicles": ("40", "Maximum number of vehicles"),
+    "weather": ("day", "day | night | rain | fog"),
+    "seed": ("0", "Random seed of the scenario"),
+    "rate_hz": ("10.0", "Scene rate in Hz"),
+}
+
+
+def _sensing(context, *args, **kwargs):
+    """Choose CARLA or the built-in simulator at launch time (needs a network probe, so opaque)."""
+    from beam_tracking_ros.ros.carla_probe import carla_server_answers
+
+    mode = LaunchConfiguration("simulator").perform(context)
+    host = LaunchConfiguration("host").perform(context)
+    port = int(LaunchConfiguration("port").perform(context))
+    probe_timeout = float(LaunchConfiguration("probe_timeout").perform(context))
+    scenario = {
+        "lanes": int(LaunchConfiguration("lanes").perform(context)),
+        "max_vehicles": int(LaunchConfiguration("max_vehicles").perform(context)),
+        "weather": LaunchConfiguration("weather").perform(context),
+        "seed": int(LaunchConfiguration("seed").perform(context)),
+        "rate_hz": float(LaunchConfiguration("rate_hz").perform(context)),
+    }
+    share = FindPackageShare("beam_tracking_ros").perform(context)
+    actions = []
+    if mode == "auto":
+        if carla_server_answers(host, port, probe_timeout):
+            mode = "carla"
+            actions.append(LogInfo(msg=f"CARLA server answered at {host}:{port}: using the CARLA bridge"))
+        else:
+            mode = "builtin"
+            actions.append(LogInfo(msg=f"no CARLA server at {host}:{port} (probed {probe_timeout:g} s): "
+                                       "running the built-in simulator"))
+    if mode == "carla":
+        actions.append(Node(
+            package="beam_tracking_ros", executable="carla_bridge", name="carla_bridge", output="screen",
+            parameters=[f"{share}/config/carla_bridge.yaml",
+                        {"host": host, "port": port,
+                         "timeout_s": float(LaunchConfiguration("timeout").perform(context)), **scenario}],
+            on_exit=Shutdown(reason="the CARLA bridge ended"),
+        ))
+    else:
+        actions.append(Node(
+            package="beam_tracking_ros", executable="simulator", name="simulator", output="screen",
+            parameters=[f"{share}/config/simulator.yaml", scenario],
+            on_exit=Shutdown(reason="the simulator ended"),
+        ))
+    return actions
+
+
+def generate_launch_description() -> LaunchDescription:
+    share = FindPackageShare("beam_tracking_ros")
+    args = [
+        DeclareLaunchArgument("simulator", default_value="auto", choices=["auto", "carla", "builtin"],
+                              description="Sensor source: auto | carla | builtin"),
+        DeclareLaunchArgument("host", default_value="localhost", description="CARLA server host"),
+        DeclareLaunchArgument("port", default_value="2000", description="CARLA server port"),
+        DeclareLaunchArgument("timeout", default_value="5.0", description="CARLA client timeout (s)"),
+        DeclareLaunchArgument("probe_timeout", default_value="1.0",
+                              description="How long simulator:=auto waits for a CARLA server (s)"),
+        DeclareLaunchArgument("tracker", default_value="true", description="Also start the beam tracker"),
+        DeclareLaunchArgument("model", default_value="student", description="Model for the tracker"),
+    ]
+    args += [DeclareLaunchArgument(name, default_value=default, description=desc)
+             for name, (default, desc) in SCENARIO_ARGS.items()]
+    return LaunchDescription([
+        *args,
+        SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", EnvironmentVariable(
+            "FASTDDS_DEFAULT_PROFILES_FILE", default_value=PathJoinSubstitution([share, "config", "fastdds_shm.xml"]))),
+        OpaqueFunction(function=_sensing),
+        IncludeLaunchDescription(
+            PythonLaunchDescriptionSource(PathJoinSubstitution([share, "launch", "beam_tracker.launch.py"])),
+            launch_arguments={"model": LaunchConfiguration("model")}.items(),
+            condition=IfCondition(LaunchConfiguration("tracker")),
+        ),
+    ])
