@@ -1,0 +1,170 @@
+"""The real ROS 2 Python packages where they are installed, the package's own fallbacks elsewhere.
+
+Why: ``message_filters`` and ``sensor_msgs_py`` ship with every ROS 2 install but are not on PyPI,
+so these machines lack them. On a real install users expect the real ones (their fixes, their
+behaviour), so everything here imports the real package first and never shadows it; our fallbacks in
+:mod:`.sync` and :mod:`.convert` follow their APIs, so callers write the same code either way.
+
+* :func:`make_synchronizer` / :func:`sync_backend`: message_filters' ``Subscriber`` +
+  ``ApproximateTimeSynchronizer``, else :mod:`beam_tracking_ros.ros.sync`; :func:`sync_implementation`
+  says which one a process uses (the tracker reports it in /diagnostics).
+* :func:`read_points_numpy` / :func:`create_cloud`: sensor_msgs_py.point_cloud2's where importable
+  (and given an rclpy PointCloud2), else ours. The package's own nodes call :mod:`.convert` directly
+  (zero-copy, duck-typed for rosbags); these two are for API users who want sensor_msgs_py semantics.
+* :func:`rosbags_typestore`: a rosbags Typestore with the package's messages registered, for writing
+  and reading bags without rclpy (recorder, dataset builder).
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from beam_tracking_ros.ros import convert as _convert
+from beam_tracking_ros.ros import sync as _sync
+
+BACKENDS = ("auto", "message_filters", "fallback")
+
+
+def _import_real(name: str) -> Any | None:
+    """The real module ``name`` or None; our own modules are never taken for it."""
+    try:
+        mod = importlib.import_module(name)
+    except ImportError:
+        return None
+    if getattr(mod, "__name__", "").startswith("beam_tracking_ros"):
+        return None
+    return mod
+
+
+def have_message_filters() -> bool:
+    return _import_real("message_filters") is not None
+
+
+def sync_backend(prefer: str = "auto") -> SimpleNamespace:
+    """Namespace with ``Subscriber``, ``SimpleFilter``, ``ApproximateTimeSynchronizer`` and ``name``.
+
+    prefer: 'auto' (message_filters when importable, else the fallback), 'message_filters' (error if
+    absent) or 'fallback'.
+    """
+    if prefer not in BACKENDS:
+        raise ValueError(f"prefer must be one of {BACKENDS}, got {prefer!r}")
+    if prefer != "fallback":
+        mf = _import_real("message_filters")
+        if mf is not None:
+            return SimpleNamespace(name="message_filters", Subscriber=mf.Subscriber, SimpleFilter=mf.SimpleFilter,
+                                   ApproximateTimeSynchronizer=mf.ApproximateTimeSynchronizer, module=mf)
+        if prefer == "message_filters":
+            raise ImportError("prefer='message_filters' but message_filters is not installed "
+                              "(it ships with ROS 2; use prefer='auto' to fall back)")
+    return SimpleNamespace(name="fallback", Subscriber=_sync.Subscriber, SimpleFilter=_sync.SimpleFilter,
+                           ApproximateTimeSynchronizer=_sync.ApproximateTimeSynchronizer, module=_sync)
+
+
+def sync_implementation(prefer: str = "auto") -> str:
+    """'message_filters' or 'fallback': which synchronizer :func:`make_synchronizer` would build."""
+    return sync_backend(prefer).name
+
+
+@dataclass
+class SyncHandle:
+    """What :func:`make_synchronizer` built: the subscribers, the synchronizer and its monitor."""
+
+    subscribers: list[Any]
+    synchronizer: Any
+    monitor: _sync.SyncMonitor
+    implementation: str
+
+    def reset(self) -> None:
+        _sync.reset_synchronizer(self.synchronizer)
+
+
+def make_synchronizer(node: Any, inputs: Sequence[tuple[Any, str]], queue_size: int, slop: float,
+                      callback: Callable[..., Any] | None = None, *, qos_profile: Any = None,
+                      allow_headerless: bool = False, prefer: str = "auto",
+                      names: Sequence[str] | None = None, jump_tolerance_s: float = 1.0) -> SyncHandle:
+    """Subscribe to ``inputs`` [(msg_type, topic), ...] and approximately synchronize them.
+
+    ``qos_profile`` defaults to the sensor-data profile (:mod:`.qos`). ``callback(*msgs)`` receives each
+    synchronized set in input order. The returned handle's monitor counts drops, out-of-order stamps and
+    clock jumps (and empties the queues on a jump) whichever implementation is used.
+    """
+    if not inputs:
+        raise ValueError("inputs: need at least one (msg_type, topic)")
+    backend = sync_backend(prefer)
+    if qos_profile is None:
+        from beam_tracking_ros.ros.qos import sensor_qos
+
+        qos_profile = sensor_qos()
+    subs = [backend.Subscriber(node, msg_type, topic, qos_profile=qos_profile) for msg_type, topic in inputs]
+    sync = backend.ApproximateTimeSynchronizer(subs, queue_size, slop, allow_headerless=allow_headerless)
+    if callback is not None:
+        sync.registerCallback(callback)
+    monitor = _sync.SyncMonitor(subs, sync, names=names or [t for _, t in inputs], jump_tolerance_s=jump_tolerance_s)
+    return SyncHandle(subs, sync, monitor, backend.name)
+
+
+# ------------------------------------------------------------------------------------------------
+# sensor_msgs_py.point_cloud2
+# ------------------------------------------------------------------------------------------------
+def point_cloud_backend() -> str:
+    """'sensor_msgs_py' when importable, else 'fallback'."""
+    return "sensor_msgs_py" if _import_real("sensor_msgs_py.point_cloud2") is not None else "fallback"
+
+
+def _is_rclpy_cloud(msg: Any) -> bool:
+    try:
+        from sensor_msgs.msg import PointCloud2
+    except ImportError:
+        return False
+    return isinstance(msg, PointCloud2)
+
+
+def read_points_numpy(cloud: Any, field_names: Sequence[str] | None = None, skip_nans: bool = False) -> Any:
+    """sensor_msgs_py.point_cloud2.read_points_numpy where installed (for rclpy clouds), else ours."""
+    pc2 = _import_real("sensor_msgs_py.point_cloud2")
+    if pc2 is not None and _is_rclpy_cloud(cloud):
+        return pc2.read_points_numpy(cloud, field_names=field_names, skip_nans=skip_nans)
+    return _convert.read_points_numpy(cloud, field_names, skip_nans)
+
+
+def create_cloud(header: Any, fields: Sequence[Any], points: Any) -> Any:
+    """sensor_msgs_py.point_cloud2.create_cloud where installed, else ours (same layout)."""
+    pc2 = _import_real("sensor_msgs_py.point_cloud2")
+    if pc2 is not None:
+        return pc2.create_cloud(header, list(fields), points)
+    return _convert.create_cloud(header, fields, points)
+
+
+# ------------------------------------------------------------------------------------------------
+# rosbags
+# ------------------------------------------------------------------------------------------------
+def package_msg_dir() -> Path:
+    """Directory holding the package's .msg files: the ament share dir, else the source checkout."""
+    candidates = []
+    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
+        if prefix:
+            candidates.append(Path(prefix) / "share" / "beam_tracking_ros" / "msg")
+    if os.environ.get("BEAM_TRACKING_ROS_ROOT"):
+        candidates.append(Path(os.environ["BEAM_TRACKING_ROS_ROOT"]) / "msg")
+    candidates.append(Path(__file__).resolve().parents[2] / "msg")
+    for c in candidates:
+        if (c / "BeamObservation.msg").is_file():
+            return c
+    raise FileNotFoundError(f"beam_tracking_ros .msg files not found in {[str(c) for c in candidates]}")
+
+
+def rosbags_typestore(store: str = "ros2_kilted") -> Any:
+    """A rosbags Typestore (default ROS 2 Kilted) with beam_tracking_ros/msg/* registered."""
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    ts = get_typestore(Stores(store))
+    types: dict[str, Any] = {}
+    for path in sorted(package_msg_dir().glob("*.msg")):
+        types.update(get_types_from_msg(path.read_text(), f"beam_tracking_ros/msg/{path.stem}"))
+    ts.register(types)
+    return ts
