@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,7 +101,8 @@ class EpisodeWindower:
 
     def __init__(self, P: int, H: int, cfg: PreprocessConfig, modalities: Sequence[str],
                  max_gap: float | None = None, stats: BuildStats | None = None,
-                 lidar_background: np.ndarray | None = None) -> None:
+                 lidar_background: np.ndarray | None = None,
+                 features: Callable[[Any], dict[str, np.ndarray]] | None = None) -> None:
         if int(P) < 1:
             raise ValueError(f"P must be >= 1, got {P}")
         if int(H) < 0:
@@ -118,6 +119,10 @@ class EpisodeWindower:
         self.stats = stats or BuildStats()
         self.lidar_background = lidar_background
         self.motion = cfg.motion_threshold if "camera" in self.modalities else None
+        # Per-frame features: the live node's preprocess_frame unless a source needs another front end
+        # (DeepSense radar cubes); it must raise PreprocessError for a missing/malformed modality.
+        self.features = features or (lambda frame: preprocess_frame(
+            frame, self.cfg, self.modalities, lidar_background=self.lidar_background))
 
     def samples(self, frames: Iterable[Any], episode: int) -> Iterable[dict[str, np.ndarray]]:
         """Yield the samples of one episode in time order."""
@@ -145,8 +150,7 @@ class EpisodeWindower:
                 restart()
                 continue
             try:
-                feats = preprocess_frame(frame, self.cfg, self.modalities,
-                                         lidar_background=self.lidar_background)
+                feats = self.features(frame)
             except PreprocessError as exc:
                 self.stats.dropped_frames += 1
                 self.stats.drop_reasons[exc.modality] = self.stats.drop_reasons.get(exc.modality, 0) + 1
@@ -187,6 +191,7 @@ def build_dataset(
     meta: Mapping[str, Any] | None = None,
     chunk_size: int = 256,
     max_gap: float | None = None,
+    features: Callable[[Any], dict[str, np.ndarray]] | None = None,
 ) -> dict[str, Any]:
     """Build a complete dataset at ``root`` from ``(episode_id, frames)`` pairs; returns meta.json's dict.
 
@@ -204,7 +209,7 @@ def build_dataset(
     if bad:
         raise ValueError(f"splits: unknown split names {bad}; use {SPLITS}")
     stats = BuildStats()
-    windower = EpisodeWindower(P, H, cfg, modalities, max_gap=max_gap, stats=stats)
+    windower = EpisodeWindower(P, H, cfg, modalities, max_gap=max_gap, stats=stats, features=features)
     info: dict[str, Any] = {"codebook_size": None, "label_mode": None}
     base_meta = {
         "P": int(P), "H": int(H), "modalities": list(modalities), "preprocess": cfg.to_dict(),
