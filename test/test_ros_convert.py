@@ -413,3 +413,50 @@ def test_matches_cv_bridge_where_installed():
     rgb = bridge.cv2_to_imgmsg(np.ascontiguousarray(img[..., 2::-1]), encoding="rgb8")
     np.testing.assert_array_equal(bridge.imgmsg_to_cv2(rgb, "bgr8"),
                                   cv.image_from_msg(rgb, as_bgra=True)[..., :3])
+
+
+# --- compat: the real packages first, ours otherwise ------------------------------------------------
+def test_compat_point_cloud_functions_agree_with_ours(msgs):
+    from beam_tracking_ros.ros import compat
+
+    _, Header = msgs
+    pts = _rng(8).normal(size=(12, 4)).astype(np.float32)
+    m = cv.lidar_to_msg(pts, 0.0, "l")
+    np.testing.assert_array_equal(compat.read_points_numpy(m), cv.read_points_numpy(m))
+    theirs = compat.create_cloud(Header(frame_id="l"), list(m.fields), cv.read_points_numpy(m))
+    assert bytes(theirs.data) == bytes(m.data) and theirs.point_step == 16 and theirs.width == 12
+    assert compat.point_cloud_backend() in ("sensor_msgs_py", "fallback")
+
+
+def test_beam_observation_through_a_rosbags_typestore():
+    from rclpy.serialization import serialize_message
+
+    from beam_tracking_ros.ros import compat
+
+    pytest.importorskip("rosbags")
+    ts = compat.rosbags_typestore()
+    p = np.linspace(-90, -60, 16, dtype=np.float32)
+    name = "beam_tracking_ros/msg/BeamObservation"
+    m = cv.beam_observation_to_msg(p, 15, 4.5, "bs", vehicle_ids=[7], episode=2)
+    rb = ts.deserialize_cdr(serialize_message(m), name)  # what the dataset builder reads from a bag
+    a, b = cv.beam_observation_from_msg(m), cv.beam_observation_from_msg(rb)
+    assert np.array_equal(a.label.powers_dbm, b.label.powers_dbm) and a.label.vehicle_ids == b.label.vehicle_ids
+    assert (a.stamp, a.episode, a.label.optimal_beam) == (b.stamp, b.episode, b.label.optimal_beam) == (4.5, 2, 15)
+    built = cv.beam_observation_to_msg(p, 15, 4.5, "bs", vehicle_ids=[7], episode=2, types=ts)
+    assert bytes(ts.serialize_cdr(built, name)) == bytes(ts.serialize_cdr(rb, name))
+
+
+def test_qos_profiles():
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, ReliabilityPolicy
+
+    from beam_tracking_ros.ros import qos
+
+    s = qos.sensor_qos()
+    assert (s.reliability, s.history, s.depth) == (ReliabilityPolicy.BEST_EFFORT, HistoryPolicy.KEEP_LAST, 5)
+    r = qos.prediction_qos(3)
+    assert (r.reliability, r.durability, r.depth) == (ReliabilityPolicy.RELIABLE, DurabilityPolicy.VOLATILE, 3)
+    assert qos.qos_by_name("clock").depth == 1
+    with pytest.raises(ValueError, match="qos profile"):
+        qos.qos_by_name("fast")
+    with pytest.raises(ValueError, match="depth"):
+        qos.sensor_qos(0)
