@@ -121,11 +121,14 @@ def bench_channel(reps: int, seed: int) -> None:
     print(f"deterministic (no draws):     median {np.median(t_det) * 1e3:.3f} ms")
 
 
-def _episode_labels(cfg: SimConfig, steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _episode_labels(cfg: SimConfig, steps: int, veh_blk: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     sim = Simulator(cfg)
     beams, blocked, valid = [], [], []
     for _ in range(steps):
         f = sim.step()
+        res = sim.channel_result
+        if res is not None:
+            veh_blk.append(np.c_[res.los_blocked, res.block_db[:, 0]])
         if f.beam is None:
             valid.append(False)
             beams.append(-1)
@@ -146,11 +149,11 @@ def bench_labels(episodes: int, steps: int, seed: int) -> None:
     npb = model.codebook.n_beams_per_pattern
     for mode in ("sum_rss", "single"):
         for lanes in (2, 3):
-            all_b, all_blk, changes, pairs, far_changes = [], [], 0, 0, 0
+            all_b, all_blk, changes, pairs, far_changes, veh_blk = [], [], 0, 0, 0, []
             for e in range(episodes):
                 cfg = SimConfig(seed=seed + 1000 * lanes + e, lanes=lanes, label_mode=mode,
                                 weather=WEATHER_MIX[e % len(WEATHER_MIX)], **no_sensors)
-                b, blk, ok = _episode_labels(cfg, steps)
+                b, blk, ok = _episode_labels(cfg, steps, veh_blk)
                 both = ok[1:] & ok[:-1]
                 changed = (b[1:] != b[:-1]) & both
                 changes += int(changed.sum())
@@ -174,6 +177,9 @@ def bench_labels(episodes: int, steps: int, seed: int) -> None:
                   f"most frequent beam {hist.max() / len(b):.1%}, top-5 {np.sort(p)[::-1][:5].sum():.1%}")
             print(f"  LoS-blocked frames: {blk.mean():.1%}   optimum changes between consecutive frames: "
                   f"{changes / max(pairs, 1):.1%} (by more than one beam: {far_changes / max(pairs, 1):.1%})")
+            vb = np.concatenate(veh_blk)
+            print(f"  all vehicles: LoS blocked in {vb[:, 0].mean():.1%} of vehicle-frames, LoS attenuated > 3 dB "
+                  f"in {(vb[:, 1] > 3).mean():.1%}, mean loss when blocked {vb[vb[:, 0] > 0, 1].mean():.1f} dB")
             print("  top beams: " + ", ".join(
                 f"#{i} ({'/'.join(f'{a:+.0f}' for a in az[i])} deg) {hist[i] / len(b):.1%}" for i in top))
 
