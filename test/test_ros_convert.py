@@ -105,6 +105,8 @@ def test_lidar_nonfinite_drop_count_raise_and_keep():
     assert cv.lidar_from_msg(m, nonfinite="keep").shape == (6, 4)
     arr, n_bad = cv.finite_points(pts)
     assert n_bad == 2 and len(arr) == 4
+    huge = np.full((3, 4), 3e38, np.float32)  # finite values whose sum overflows
+    assert cv.finite_points(huge)[1] == 0
 
 
 # --- radar -------------------------------------------------------------------------------------

@@ -350,6 +350,11 @@ def finite_points(arr: np.ndarray) -> tuple[np.ndarray, int]:
     a = np.asarray(arr)
     if a.ndim != 2:
         raise ConversionError(f"points: expected a (N, F) array, got shape {a.shape}")
+    if a.dtype.kind != "f":
+        return a, 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(a.sum()):  # one fast reduction for the common all-finite case (overflow -> slow path)
+            return a, 0
     ok = np.isfinite(a).all(axis=1)
     n_bad = int(a.shape[0] - np.count_nonzero(ok))
     return (a if n_bad == 0 else a[ok]), n_bad
@@ -400,7 +405,7 @@ def lidar_from_msg(msg: Any, *, topic: str = "lidar", nonfinite: str = "drop", a
     names = ("x", "y", "z", "intensity")
     _check_float_fields(msg, names, topic)
     arr = pointcloud2_to_array(msg, names, topic=topic, allow_empty=allow_empty)
-    out = rfn.structured_to_unstructured(arr, dtype=np.float32, copy=True)
+    out = np.array(rfn.structured_to_unstructured(arr), dtype=np.float32)  # view, then one native copy
     out[:, 1] *= -1.0
     out, n_bad = _finite(out, nonfinite, topic, names)
     return (out, n_bad) if return_dropped else out
@@ -428,7 +433,7 @@ def radar_from_msg(msg: Any, *, topic: str = "radar", nonfinite: str = "drop", a
     names = ("Velocity", "AzimuthAngle", "ElevationAngle", "Range")
     _check_float_fields(msg, names, topic)
     arr = pointcloud2_to_array(msg, names, topic=topic, allow_empty=allow_empty)
-    out = rfn.structured_to_unstructured(arr, dtype=np.float32, copy=True)
+    out = np.array(rfn.structured_to_unstructured(arr), dtype=np.float32)
     out, n_bad = _finite(out, nonfinite, topic, names)
     return (out, n_bad) if return_dropped else out
 
