@@ -1,0 +1,170 @@
+"""`beam-tracking dataset generate|build|summary|import-deepsense`: the dataset tools of the CLI.
+
+Registered by the top-level ``beam_tracking_ros/cli.py`` through :func:`register`. Heavy imports
+(simulator, rosbags) happen inside the handlers so ``beam-tracking --help`` stays fast.
+Exit codes: 0 success, 1 bad data (corrupt bag, missing files, incomplete dataset), 2 bad usage.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+MODALITIES = ("camera", "radar", "lidar", "gnss")
+
+
+def _modalities(text: str) -> tuple[str, ...]:
+    mods = tuple(m.strip() for m in text.split(",") if m.strip())
+    bad = [m for m in mods if m not in MODALITIES]
+    if bad or not mods:
+        raise argparse.ArgumentTypeError(f"unknown modalities {bad or text!r}; choose from {','.join(MODALITIES)}")
+    return mods
+
+
+def _fractions(text: str) -> tuple[float, float, float]:
+    try:
+        vals = tuple(float(x) for x in text.split(","))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--splits: expected three numbers like 0.8,0.1,0.1, got {text!r}") from exc
+    if len(vals) != 3 or min(vals) < 0 or sum(vals) <= 0:
+        raise argparse.ArgumentTypeError(f"--splits: expected three non-negative numbers, got {text!r}")
+    return vals  # type: ignore[return-value]
+
+
+def _preprocess(path: str | None, **overrides: Any) -> Any:
+    """PreprocessConfig from a YAML file (unknown keys rejected by name), or None for the default."""
+    if path is None:
+        return None
+    import yaml
+
+    from .preprocess import PreprocessConfig
+
+    with open(path, encoding="utf-8") as fh:
+        values = yaml.safe_load(fh) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"--preprocess {path}: expected a mapping of PreprocessConfig fields")
+    values = values.get("preprocess", values)
+    return PreprocessConfig.from_dict({**values, **overrides})
+
+
+def _common(p: argparse.ArgumentParser, default_mods: str = "camera,radar,lidar,gnss") -> None:
+    p.add_argument("--out", required=True, help="dataset directory to write")
+    p.add_argument("--modalities", type=_modalities, default=_modalities(default_mods),
+                   help=f"comma-separated subset of {','.join(MODALITIES)} (default {default_mods})")
+    p.add_argument("--P", type=int, default=8, help="observation window: past frames per sample (default 8)")
+    p.add_argument("--H", type=int, default=3, help="future labels per sample: beams t..t+H (default 3)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the episode -> split assignment")
+    p.add_argument("--splits", type=_fractions, default=(0.8, 0.1, 0.1), help="train,val,test episode fractions")
+    p.add_argument("--chunk-size", type=int, default=256, help="samples per on-disk chunk")
+    p.add_argument("--preprocess", default=None, help="YAML file of PreprocessConfig fields (default: built-in)")
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``dataset`` command group to the top-level parser's subparsers."""
+    ds = subparsers.add_parser("dataset", help="generate, build, summarise and import datasets",
+                               description="Datasets for training: chunked on-disk format streamed from disk.")
+    sub = ds.add_subparsers(dest="dataset_command", metavar="ACTION")
+    ds.set_defaults(func=lambda args: (ds.print_help(), 2)[1])
+
+    g = sub.add_parser("generate", help="simulate episodes with the built-in simulator and build a dataset")
+    _common(g)
+    g.add_argument("--lanes", type=int, nargs="+", default=[2], help="lanes per direction; several = scenarios "
+                   "taken in turn (e.g. --lanes 2 3)")
+    g.add_argument("--episodes", type=int, default=10)
+    g.add_argument("--frames", type=int, default=200, help="frames per episode (10 Hz)")
+    g.add_argument("--weather", default="day", help="day|night|rain|fog")
+    g.add_argument("--label-mode", default="sum_rss", help="single|sum_rss")
+    g.add_argument("--force", action="store_true", help="rebuild even if a dataset of the same config exists")
+    g.set_defaults(func=_generate)
+
+    b = sub.add_parser("build", help="build a dataset from rosbag2 bags (MCAP or sqlite3)")
+    _common(b)
+    b.add_argument("bags", nargs="+", help="bag directories (or .mcap files)")
+    b.add_argument("--slop", type=float, default=0.05, help="approximate-time synchronizer slop in seconds")
+    b.add_argument("--queue-size", type=int, default=30, help="synchronizer queue size per topic")
+    b.add_argument("--max-gap", type=float, default=1.0, help="a larger time gap restarts the window (s)")
+    b.add_argument("--recover", action="store_true",
+                   help="salvage truncated/corrupt MCAP bags by streaming their records")
+    b.add_argument("--topic", action="append", default=[], metavar="MODALITY=TOPIC",
+                   help="override a topic (camera, radar, lidar, gnss, beam), repeatable")
+    b.set_defaults(func=_build)
+
+    s = sub.add_parser("summary", help="print a dataset's statistics and label histogram")
+    s.add_argument("root", help="dataset directory")
+    s.add_argument("--json", action="store_true", help="print JSON instead of text")
+    s.set_defaults(func=_summary)
+
+    d = sub.add_parser("import-deepsense", help="import a DeepSense 6G scenario folder")
+    _common(d, default_mods="radar,lidar,gnss")
+    d.add_argument("folder", help="scenario folder holding scenarioX.csv and unit1/, unit2/")
+    d.add_argument("--radar-angle-bins", type=int, default=64, help="angle FFT size of the radar maps")
+    d.set_defaults(func=_import_deepsense)
+
+
+def _run(fn: Any, args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        fn(args)
+    except (ValueError, OSError) as exc:
+        print(f"beam-tracking dataset: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_summary(root: str | Path, as_json: bool = False) -> None:
+    from .store import format_summary, summary
+
+    stats = summary(root)
+    print(json.dumps(stats, indent=2) if as_json else format_summary(stats))
+
+
+def _generate(args: argparse.Namespace) -> int:
+    def go(a: argparse.Namespace) -> None:
+        from .generate import generate_dataset, scenario
+
+        scenarios = [scenario(lanes, weather=a.weather, label_mode=a.label_mode) for lanes in a.lanes]
+        root = generate_dataset(a.out, scenarios, episodes=a.episodes, frames_per_episode=a.frames, seed=a.seed,
+                                P=a.P, H=a.H, cfg=_preprocess(a.preprocess), modalities=a.modalities,
+                                fractions=a.splits, chunk_size=a.chunk_size, force=a.force, progress=True)
+        _print_summary(root)
+
+    return _run(go, args)
+
+
+def _build(args: argparse.Namespace) -> int:
+    def go(a: argparse.Namespace) -> None:
+        from .bag import build_from_bags
+
+        topics = {}
+        for item in a.topic:
+            key, sep, topic = item.partition("=")
+            if not sep or key not in (*MODALITIES, "beam"):
+                raise ValueError(f"--topic {item!r}: expected MODALITY=TOPIC with MODALITY in "
+                                 f"{(*MODALITIES, 'beam')}")
+            topics[key] = topic
+        build_from_bags(a.out, a.bags, modalities=a.modalities, topics=topics, P=a.P, H=a.H,
+                        cfg=_preprocess(a.preprocess), slop=a.slop, queue_size=a.queue_size,
+                        fractions=a.splits, seed=a.seed, chunk_size=a.chunk_size, max_gap=a.max_gap,
+                        recover=True if a.recover else None)
+        _print_summary(a.out)
+
+    return _run(go, args)
+
+
+def _summary(args: argparse.Namespace) -> int:
+    return _run(lambda a: _print_summary(a.root, a.json), args)
+
+
+def _import_deepsense(args: argparse.Namespace) -> int:
+    def go(a: argparse.Namespace) -> None:
+        from .deepsense import import_deepsense
+
+        import_deepsense(a.folder, a.out, modalities=a.modalities, P=a.P, H=a.H, cfg=_preprocess(a.preprocess),
+                         fractions=a.splits, seed=a.seed, chunk_size=a.chunk_size,
+                         radar_angle_bins=a.radar_angle_bins)
+        _print_summary(a.out)
+
+    return _run(go, args)
