@@ -10,6 +10,7 @@ training and at run time.
 
 from __future__ import annotations
 
+import collections
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -149,3 +150,77 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
+
+
+@dataclass
+class _StepScore:
+    n: int = 0
+    top1: int = 0
+    topk: int = 0
+    loss_db: float = 0.0
+
+
+class OnlineBeamScore:
+    """Live accuracy of predictions against ground truth that arrives separately (the demo, bench).
+
+    A prediction stamped ``t`` says, for step i, which beam is best at ``t + i * step``. Ground truth
+    for those instants arrives later (or earlier) as observations; both are matched by stamp in
+    bounded buffers, so the score covers every step of the horizon without unbounded memory.
+    Stamps are matched to the nearest ``step / 2``.
+    """
+
+    def __init__(self, horizon: int, step_s: float, max_pending: int = 4096) -> None:
+        self.horizon = int(horizon)
+        self.step_ns = round(step_s * 1e9)
+        self.tol_ns = self.step_ns // 2
+        self.max_pending = max_pending
+        self.observations: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
+        self.pending: collections.deque[tuple[int, int, int, tuple[int, ...]]] = collections.deque()
+        self.steps = [_StepScore() for _ in range(self.horizon + 1)]
+
+    def _key(self, stamp_ns: int) -> int:
+        return round(stamp_ns / self.tol_ns)
+
+    def add_observation(self, stamp_ns: int, powers_dbm: np.ndarray) -> None:
+        """Ground truth (per-beam powers) at ``stamp_ns``."""
+        self.observations[self._key(stamp_ns)] = np.asarray(powers_dbm, dtype=np.float32)
+        while len(self.observations) > self.max_pending:
+            self.observations.popitem(last=False)
+        self._resolve()
+
+    def add_prediction(self, stamp_ns: int, beams: Sequence[int], top_k: Sequence[Sequence[int]]) -> None:
+        """A horizon of predicted beams (and top-k candidates) made at ``stamp_ns``."""
+        for i, (b, tk) in enumerate(zip(beams, top_k)):
+            self.pending.append((stamp_ns + i * self.step_ns, i, int(b), tuple(int(x) for x in tk)))
+        while len(self.pending) > self.max_pending:
+            self.pending.popleft()
+        self._resolve()
+
+    def _resolve(self) -> None:
+        keep: collections.deque = collections.deque()
+        newest = max(self.observations, default=None)
+        for item in self.pending:
+            t, i, beam, tk = item
+            key = self._key(t)
+            obs = self.observations.get(key)
+            if obs is None:
+                obs = self.observations.get(key + 1) if key + 1 in self.observations else self.observations.get(key - 1)
+            if obs is not None and beam < obs.size:
+                best = int(np.argmax(obs))
+                s = self.steps[i]
+                s.n += 1
+                s.top1 += int(beam == best)
+                s.topk += int(best in tk)
+                s.loss_db += float(obs[best] - obs[beam])
+            elif newest is None or key > newest - 4:  # still waiting for its ground truth
+                keep.append(item)
+        self.pending = keep
+
+    def summary(self) -> dict[str, list[float] | int]:
+        """Per-step Top-1, Top-k and mean power loss (dB) so far, and the number of scored steps."""
+        return {
+            "n": [s.n for s in self.steps],
+            "top1": [s.top1 / s.n if s.n else float("nan") for s in self.steps],
+            "topk": [s.topk / s.n if s.n else float("nan") for s in self.steps],
+            "power_loss_db": [s.loss_db / s.n if s.n else float("nan") for s in self.steps],
+        }

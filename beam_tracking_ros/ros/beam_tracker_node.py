@@ -134,7 +134,7 @@ class BeamTrackerNode(Node):
         self.card = card
         if role and card.get("role") != role:
             raise ConfigurationError(f"role: expected a {role} but {model_dir} is a {card.get('role')!r}")
-        self.tracker = BeamTracker(predictor, card["inputs"], card["window"], card["horizon"],
+        self.tracker = BeamTracker(predictor, card["modalities"], card["P"], card["H"],
                                    card.get("preprocess"), top_k=self.top_k)
         missing = [SENSOR_MODALITY[s] for s in self.tracker.sensors if not topic_of[s]]
         if missing:
@@ -143,7 +143,7 @@ class BeamTrackerNode(Node):
                 f"{missing} (set {', '.join(m + '_topic' for m in missing)})")
         self.sensors = self.tracker.sensors
         self.topic_of = {s: topic_of[s] for s in self.sensors}
-        self.codebook_id = str(card.get("codebook_id", ""))
+        self.codebook_id = str((card.get("codebook") or {}).get("id") or "")
         self.n_beams = int(card.get("num_beams", 0))
         self.role = BeamPrediction.ROLE_TEACHER if card.get("role") == "teacher" else BeamPrediction.ROLE_STUDENT
         self.directions = self._beam_directions(card)
@@ -174,7 +174,7 @@ class BeamTrackerNode(Node):
         self.create_timer(diag_period, self.publish_diagnostics)
         self.get_logger().info(
             f"model {card.get('name')!r} ({card.get('role')}, {getattr(predictor, 'backend', backend)}) on "
-            f"{list(self.tracker.modalities)}: P={card['window']}, H={card['horizon']}, {self.n_beams} beams; "
+            f"{list(self.tracker.modalities)}: P={card['P']}, H={card['H']}, {self.n_beams} beams; "
             f"sync: {self.sync_backend}, queue {queue_size}, slop {slop} s; publishing {out_topic}")
 
     # ---- callbacks -------------------------------------------------------------------------------

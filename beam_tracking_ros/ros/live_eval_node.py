@@ -1,0 +1,104 @@
+"""ROS 2 node ``live_eval``: scores BeamPrediction against BeamObservation as they arrive.
+
+It prints, every ``report_period_s``, the live Top-1 and Top-k accuracy of the current step and of
+the whole horizon, the power loss versus the optimal beam in dB, the tracker's inference latency
+and the end-to-end latency (newest sensor stamp -> prediction received here). The main job
+(``make demo``) runs it next to the simulator and the tracker; it also serves anyone who wants
+to watch a tracker on a recording with ground truth.
+"""
+
+from __future__ import annotations
+
+import collections
+import sys
+import time
+from typing import Any
+
+import numpy as np
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+from beam_tracking_ros.msg import BeamObservation, BeamPrediction
+
+from ..tracking import OnlineBeamScore
+from . import convert
+from .params import declare
+from .spin import run_node
+from .topics import Topics
+
+
+class LiveEvalNode(Node):
+    """See the module docstring."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("live_eval", **kwargs)
+        topics = Topics()
+        pred_topic = declare(self, "prediction_topic", topics.beam_prediction, "BeamPrediction topic to score.")
+        obs_topic = declare(self, "observation_topic", topics.beam_observation, "Ground-truth BeamObservation topic.")
+        self.period = float(declare(self, "report_period_s", 1.0, "Seconds between printed reports."))
+        self.duration = float(declare(self, "duration_s", 0.0, "Stop after this many seconds; 0 = never."))
+        self.step_s = float(declare(self, "horizon_step_s", 0.1, "Time between horizon steps."))
+        if not self.period > 0 or self.duration < 0 or not self.step_s > 0:
+            raise ValueError("report_period_s and horizon_step_s must be > 0, duration_s >= 0")
+        self.score: OnlineBeamScore | None = None
+        self.latency = collections.deque(maxlen=5000)
+        self.e2e = collections.deque(maxlen=5000)
+        self.k = 0
+        self.model = ""
+        self.started = time.monotonic()
+        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        self.create_subscription(BeamPrediction, pred_topic, self.on_prediction, reliable)
+        self.create_subscription(BeamObservation, obs_topic, self.on_observation, reliable)
+        self.pending_obs: collections.deque = collections.deque(maxlen=256)
+        self.create_timer(self.period, self.report)
+
+    def on_prediction(self, msg: BeamPrediction) -> None:
+        arrival = time.time()
+        stamp_ns = convert.stamp_to_ns(msg.header.stamp)
+        if self.score is None:
+            self.score = OnlineBeamScore(len(msg.horizon) - 1, self.step_s)
+            self.k = len(msg.horizon[0].top_k_beams) if msg.horizon else 0
+            self.model = f"{msg.model_name} ({'teacher' if msg.role == msg.ROLE_TEACHER else 'student'}, "\
+                         f"{'+'.join(msg.modalities)})"
+            for t, p in self.pending_obs:
+                self.score.add_observation(t, p)
+        self.score.add_prediction(stamp_ns, [s.beam for s in msg.horizon], [list(s.top_k_beams) for s in msg.horizon])
+        self.latency.append(msg.inference_latency_ms)
+        self.e2e.append((arrival - stamp_ns / 1e9) * 1e3)
+
+    def on_observation(self, msg: BeamObservation) -> None:
+        t = convert.stamp_to_ns(msg.header.stamp)
+        p = np.asarray(msg.power_dbm, dtype=np.float32)
+        if self.score is None:
+            self.pending_obs.append((t, p))
+        else:
+            self.score.add_observation(t, p)
+
+    def report(self) -> None:
+        elapsed = time.monotonic() - self.started
+        if self.score is None:
+            self.get_logger().info(f"[{elapsed:5.1f} s] waiting for predictions...")
+        else:
+            s = self.score.summary()
+            lat = np.asarray(self.latency)
+            e2e = np.asarray(self.e2e)
+            print(
+                f"[{elapsed:5.1f} s] {self.model}: scored {s['n'][0]} frames | "
+                f"now Top-1 {s['top1'][0]:.3f} Top-{self.k} {s['topk'][0]:.3f} | "
+                f"horizon Top-1 {np.nanmean(s['top1']):.3f} Top-{self.k} {np.nanmean(s['topk']):.3f} | "
+                f"power loss {np.nanmean(s['power_loss_db']):.2f} dB | "
+                f"latency p50 {np.percentile(lat, 50):.2f} ms p99 {np.percentile(lat, 99):.2f} ms | "
+                f"end-to-end p50 {np.percentile(e2e, 50):.1f} ms",
+                flush=True,
+            )
+        if self.duration and elapsed >= self.duration:
+            raise SystemExit(0 if self.score is not None and self.score.summary()["n"][0] > 0 else 1)
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of ``ros2 run beam_tracking_ros live_eval``."""
+    return run_node("live_eval", LiveEvalNode, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
