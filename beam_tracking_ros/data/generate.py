@@ -154,11 +154,12 @@ def generate_dataset(
 
 
 def _codebook_id(config: Any) -> str:
-    """Short id of the codebook (array + codebook configuration) so beams of different codebooks
-    are never compared; matches across datasets built with the same channel settings."""
-    ch = config.channel
-    digest = config_hash({"array": ch.array, "codebook": ch.codebook})[:8]
-    return f"sim_{digest}"
+    """The codebook id the simulator node publishes in BeamObservation (ros/topics.codebook_id), so
+    datasets, live predictions and ground truth name the same codebook the same way."""
+    from ..channel import ChannelModel
+    from ..ros.topics import codebook_id
+
+    return codebook_id(config.channel, ChannelModel(config.channel).n_beams)
 
 
 class _NoBar:
