@@ -13,6 +13,11 @@ Public API::
     beam_powers(rsu_position, rsu_yaw, centers, sizes, yaws, walls, model, rng) -> (V, B) dBm
     label_powers(powers (V, B), 'single'|'sum_rss', target) -> (B,)
     optimal_beam(powers) -> argmax; horizon_labels(frame_powers (T, B), H) -> (T-H, H+1) beams
+
+For the CARLA bridge: the channel works in a right-handed world frame (z up). From CARLA actor
+transforms use ``x, -y, z`` for locations, ``-radians(yaw)`` for yaws, ``2 * extent`` (bounding box)
+for sizes and ``location + bounding_box.location`` for box centres. Without building geometry pass
+``walls=None`` (LoS + ground reflection + vehicle blockage), or ``Walls`` built from the map's facades.
 """
 from .array import ArrayConfig, direction_from_angles, steering_from_direction, steering_vector
 from .codebook import Codebook, CodebookConfig, build_codebook, check_codebook_fits

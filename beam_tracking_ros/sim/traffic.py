@@ -6,6 +6,9 @@ same group. Lane changes (rare: a handful of candidates per step) are evaluated 
 the MOBIL incentive (own acceleration gain > threshold) and safety (new follower's braking above
 -b_safe) criteria; the lateral move takes ``LANE_CHANGE_TIME`` with a smooth cosine profile.
 
+Simplification: a vehicle belongs to its target lane from the moment its lane change starts (its
+old follower stops seeing it), which is what keeps the leader search a single sort.
+
 Vehicle types (box length, width, height; desired speed mean/std in m/s; IDM max acceleration):
 car 4.5 x 1.8 x 1.5, 50 km/h; van 5.2 x 2.0 x 2.3, 47 km/h; truck 9.0 x 2.5 x 3.6, 40 km/h.
 """
