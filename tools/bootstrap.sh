@@ -95,12 +95,14 @@ else
 fi
 
 # --- 4. command-line tools -----------------------------------------------------------------------
-write_tool() {  # write_tool NAME MODULE: a console script running `python -m MODULE`
+write_tool() {  # write_tool NAME MODULE: a console script running `python -P -m MODULE`
+  # -P: do not put the current directory on sys.path, so running a tool from the checkout uses the
+  # built package and never mistakes the checkout's launch/ folder for the `launch` package.
   local path="$VENV/bin/$1"
   local body
   body="#!/usr/bin/env bash
 # Installed by tools/bootstrap.sh: runs $2 with the environment of env.sh.
-. \"$ROOT/env.sh\" >/dev/null && exec python -m $2 \"\$@\""
+. \"$ROOT/env.sh\" >/dev/null && exec python -P -m $2 \"\$@\""
   if [ "$(cat "$path" 2>/dev/null)" != "$body" ]; then
     printf '%s\n' "$body" > "$path"
     chmod +x "$path"
