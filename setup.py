@@ -5,13 +5,15 @@ and evaluation (``beam-tracking ...``) without ROS. The ROS 2 package itself (me
 launch files) is built by colcon from package.xml / CMakeLists.txt; see README.md.
 """
 
+from pathlib import Path
+
 from setuptools import find_packages, setup
 
 setup(
     name="beam_tracking_ros",
     version="0.1.0",
     description="Sensing-aided mmWave beam tracking with knowledge distillation (ROS-free core and CLI)",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
@@ -26,6 +28,7 @@ setup(
         "mcap>=1.1",
         "onnx>=1.15",
         "onnxruntime>=1.17",
+        "pillow>=10",
     ],
     extras_require={
         "carla": ["carla==0.9.16"],

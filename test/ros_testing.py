@@ -17,7 +17,6 @@ def have_rclpy() -> bool:
     """True when rclpy and the built message package are importable (after `source env.sh`)."""
     try:
         import rclpy  # noqa: F401
-
         from beam_tracking_ros.msg import BeamPrediction  # noqa: F401
     except ImportError:
         return False
