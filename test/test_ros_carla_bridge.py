@@ -434,3 +434,55 @@ def test_against_a_real_carla_server() -> None:
     res, _ = run_bridge(f"host:={host}", f"port:={port}", "timeout_s:=10.0", "max_frames:=20",
                         "realtime_factor:=0.0", "n_vehicles:=10", timeout=180.0)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+@requires_ros
+def test_publish_frame_from_fake_measurements_gives_the_simulator_nodes_messages(bridge) -> None:
+    """The node's per-tick publishing on fake measurements and actors (no server: set-up is skipped)."""
+    import rclpy
+    from rclpy.node import Node
+
+    from beam_tracking_ros.channel import ChannelConfig, ChannelModel
+    from beam_tracking_ros.ros import convert
+
+    sim, frames = sim_frames(10)
+    f = frames[-1]
+
+    class ActorList(list):
+        def filter(self, pattern):
+            return self
+
+    rclpy.init()
+    node = bridge.CarlaBridgeNode.__new__(bridge.CarlaBridgeNode)
+    try:
+        Node.__init__(node, "carla_bridge_test")
+        node.cfg = bridge.bridge_config_from_params({})
+        node.topics = bridge.Topics()
+        node.channel = ChannelModel(ChannelConfig())
+        node.codebook_id, node.noise_dbm = "cb", -80.0
+        node.world = SimpleNamespace(get_actors=lambda: ActorList(actors_from_sim(sim)))
+        node.rsu_carla, node.rsu, node.walls = (0.0, 0.0, 0.0, -90.0), sim.scene.rsu, sim.scene.walls
+        node.rng_shadow, node.rng_gnss = np.random.default_rng(0), np.random.default_rng(1)
+        node.shadowing = bridge.ShadowingProcess(4.0, 2 + len(node.walls), node.rng_shadow)
+        node.geo_ref, node.target_id = (49.0, 8.4, 110.0), None
+        node._make_publishers()
+        sent: dict[str, object] = {}
+        for name in ("pub_image", "pub_info", "pub_radar", "pub_lidar", "pub_gnss", "pub_beam", "pub_clock"):
+            setattr(node, name, SimpleNamespace(publish=lambda msg, n=name: sent.setdefault(n, msg)))
+        h, w = f.camera.shape[:2]
+        data = {"camera": FakeMeasurement(f.camera.tobytes(), frame=9, width=w, height=h, fov=90.0),
+                "radar": FakeMeasurement(f.radar.tobytes(), frame=9), "lidar": FakeMeasurement(f.lidar.tobytes(), 9)}
+        node.publish_frame(convert.stamp_from_ns(10**18), data)
+        assert {n: getattr(getattr(m, "header", None), "frame_id", None) for n, m in sent.items()} == {
+            "pub_image": "rsu/camera", "pub_info": "rsu/camera", "pub_radar": "rsu/radar", "pub_lidar": "rsu/lidar",
+            "pub_gnss": "target/gnss", "pub_beam": "rsu/mmwave_array", "pub_clock": None}
+        np.testing.assert_array_equal(convert.image_from_msg(sent["pub_image"]), f.camera)
+        np.testing.assert_allclose(convert.radar_from_msg(sent["pub_radar"]), f.radar)
+        np.testing.assert_allclose(convert.lidar_from_msg(sent["pub_lidar"]), f.lidar)
+        obs = convert.beam_observation_from_msg(sent["pub_beam"])
+        assert obs.label.mode == "sum_rss" and sorted(obs.label.vehicle_ids) == sorted(f.beam.vehicle_ids)
+        assert len(obs.label.powers_dbm) == sim.n_beams
+    finally:
+        node.world = None  # nothing to clean up in CARLA
+        node.destroy_node()
+        rclpy.try_shutdown()
