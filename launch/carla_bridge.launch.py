@@ -56,14 +56,17 @@ def _sensing(context, *args, **kwargs):
             actions.append(LogInfo(msg=f"CARLA server answered at {host}:{port}: using the CARLA bridge"))
         else:
             mode = "builtin"
-            actions.append(LogInfo(msg=f"no CARLA server at {host}:{port} (probed {probe_timeout:g} s): "
+            actions.append(LogInfo(msg=f"no CARLA server answered at {host}:{port} within {probe_timeout:g} s: "
                                        "running the built-in simulator"))
     if mode == "carla":
         actions.append(Node(
             package="beam_tracking_ros", executable="carla_bridge", name="carla_bridge", output="screen",
             parameters=[f"{share}/config/carla_bridge.yaml",
                         {"host": host, "port": port,
-                         "timeout_s": float(LaunchConfiguration("timeout").perform(context)), **scenario}],
+                         "timeout_s": float(LaunchConfiguration("timeout").perform(context)),
+                         # the CARLA town fixes the road layout: `lanes` applies to the built-in scene only
+                         "n_vehicles": scenario["max_vehicles"], "weather": scenario["weather"],
+                         "seed": scenario["seed"], "rate_hz": scenario["rate_hz"]}],
             on_exit=Shutdown(reason="the CARLA bridge ended"),
         ))
     else:
