@@ -18,6 +18,7 @@ import importlib.util
 import os
 import shlex
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -217,9 +218,162 @@ def cmd_pkg(args: argparse.Namespace) -> int:
 
 
 def cmd_topic(args: argparse.Namespace) -> int:
-    from . import topic  # rclpy is imported only for topic commands
+    """``topic list`` / ``topic echo``; rclpy is imported here only, so launch/run work without it."""
+    try:
+        import rclpy
+    except ImportError as exc:
+        print(f"ros2 topic: error: rclpy is not importable ({exc}); source env.sh first", file=sys.stderr)
+        return 1
+    rclpy.init(args=[])
+    node = rclpy.create_node(f"_ros2cli_{os.getpid()}")
+    try:
+        return _topic_list(node, args) if args.topic_command == "list" else _topic_echo(node, args)
+    except KeyboardInterrupt:
+        return 0
+    except Exception as exc:
+        if type(exc).__name__ == "ExternalShutdownException":
+            return 0
+        raise
+    finally:
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
 
-    return topic.main(args)
+
+def _spin_for(node: Any, seconds: float, until: Any = None) -> None:
+    import rclpy
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not (until and until()):
+        rclpy.spin_once(node, timeout_sec=min(0.1, max(0.0, deadline - time.monotonic())))
+
+
+def _is_hidden(name: str) -> bool:
+    return any(part.startswith("_") for part in name.split("/"))
+
+
+def _topic_list(node: Any, args: argparse.Namespace) -> int:
+    _spin_for(node, args.spin_time)
+    for name, types in sorted(node.get_topic_names_and_types()):
+        if args.include_hidden_topics or not _is_hidden(name):
+            print(f"{name} [{', '.join(types)}]" if args.show_types else name)
+    return 0
+
+
+def import_message_type(type_name: str) -> Any:
+    """``pkg/msg/Type`` (or ``pkg/Type``) -> the Python message class, via ``pkg.msg``."""
+    parts = type_name.split("/")
+    if len(parts) == 2:
+        parts = [parts[0], "msg", parts[1]]
+    if len(parts) != 3 or not all(parts):
+        raise ValueError(f"invalid message type '{type_name}', expected e.g. std_msgs/msg/String")
+    try:
+        return getattr(importlib.import_module(f"{parts[0]}.{parts[1]}"), parts[2])
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"message type '{type_name}' cannot be imported: {exc}") from None
+
+
+def _compatible_qos(node: Any, topic: str, args: argparse.Namespace) -> Any:
+    """Match the publishers (as ros2 topic echo does): reliable/transient-local only if all of them are."""
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    _spin_for(node, args.spin_time, until=lambda: bool(node.get_publishers_info_by_topic(topic)))
+    pubs = [p.qos_profile for p in node.get_publishers_info_by_topic(topic)]
+    reliable = all(p.reliability == ReliabilityPolicy.RELIABLE for p in pubs)
+    durable = bool(pubs) and all(p.durability == DurabilityPolicy.TRANSIENT_LOCAL for p in pubs)
+    qos = QoSProfile(depth=args.qos_depth)
+    qos.reliability = ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT
+    qos.durability = DurabilityPolicy.TRANSIENT_LOCAL if durable else DurabilityPolicy.VOLATILE
+    if args.qos_reliability:
+        qos.reliability = ReliabilityPolicy[args.qos_reliability.upper()]
+    if args.qos_durability:
+        qos.durability = DurabilityPolicy[args.qos_durability.upper()]
+    return qos
+
+
+def message_to_plain(value: Any, truncate: int | None, no_arr: bool = False, no_str: bool = False) -> Any:
+    """Message -> nested dicts/lists for YAML, recursing over ``get_fields_and_field_types()``."""
+    if hasattr(value, "get_fields_and_field_types"):
+        return {
+            f: message_to_plain(getattr(value, f), truncate, no_arr, no_str)
+            for f in value.get_fields_and_field_types()
+        }
+    if isinstance(value, str):
+        if no_str:
+            return f"<string length: {len(value)}>"
+        return value if truncate is None or len(value) <= truncate else value[:truncate] + "..."
+    if isinstance(value, (bytes, bytearray)):
+        value = list(value)
+        if len(value) == 1:
+            return value[0]
+    if hasattr(value, "tolist") and not hasattr(value, "__len__"):  # numpy scalar
+        return value.tolist()
+    if isinstance(value, (list, tuple)) or (hasattr(value, "__len__") and hasattr(value, "__getitem__")):
+        if no_arr:
+            return f"<sequence length: {len(value)}>"
+        shown = value if truncate is None else value[:truncate]
+        items = [message_to_plain(v, truncate, no_arr, no_str) for v in shown]
+        return items + (["..."] if truncate is not None and len(value) > truncate else [])
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def _topic_echo(node: Any, args: argparse.Namespace) -> int:
+    import rclpy
+    import yaml
+
+    topic = args.topic_name if args.topic_name.startswith("/") else "/" + args.topic_name
+    type_name = args.message_type
+    if type_name is None:
+
+        def types_of() -> list[str]:
+            return dict(node.get_topic_names_and_types()).get(topic, [])
+
+        _spin_for(node, args.spin_time, until=lambda: bool(types_of()))
+        types = types_of()
+        if len(types) != 1:
+            print(
+                f"ros2 topic echo: error: could not determine the type of '{topic}' "
+                f"({'not published' if not types else 'several types: ' + ', '.join(types)}); "
+                "pass it, e.g. ros2 topic echo /topic std_msgs/msg/String",
+                file=sys.stderr,
+            )
+            return 1
+        type_name = types[0]
+    try:
+        msg_class = import_message_type(type_name)
+    except ValueError as exc:
+        print(f"ros2 topic echo: error: {exc}", file=sys.stderr)
+        return 1
+    truncate = None if args.full_length else args.truncate_length
+    received: list[int] = []
+
+    def on_message(msg: Any) -> None:
+        value: Any = msg
+        if args.field:
+            for part in args.field.split("."):
+                if not hasattr(value, part):
+                    raise SystemExit(f"ros2 topic echo: error: invalid field '{args.field}' for {type_name}")
+                value = getattr(value, part)
+        plain = message_to_plain(value, truncate, args.no_arr, args.no_str)
+        text = yaml.safe_dump(
+            plain, default_flow_style=False, sort_keys=False, width=10**9, allow_unicode=True
+        )
+        if text.endswith("\n...\n") or text == "...\n":  # YAML's end-of-document marker after a scalar
+            text = text[:-4]
+        sys.stdout.write(text + "---\n")
+        sys.stdout.flush()
+        received.append(1)
+
+    node.create_subscription(msg_class, topic, on_message, _compatible_qos(node, topic, args))
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    while rclpy.ok() and not (args.once and received):
+        if deadline is not None and time.monotonic() > deadline:
+            print(f"ros2 topic echo: no message on '{topic}' within {args.timeout} s", file=sys.stderr)
+            return 1
+        rclpy.spin_once(node, timeout_sec=0.1)
+    return 0
 
 
 # ---- entry point -----------------------------------------------------------------------------------
