@@ -78,6 +78,7 @@ def talker(env: dict[str, str], request: pytest.FixtureRequest):
 
 
 @pytest.mark.slow
+@pytest.mark.ros
 def test_topic_list_shows_the_talker_topic_with_type(env: dict[str, str], talker: subprocess.Popen) -> None:
     deadline = time.monotonic() + 20
     while True:
@@ -88,6 +89,7 @@ def test_topic_list_shows_the_talker_topic_with_type(env: dict[str, str], talker
 
 
 @pytest.mark.slow
+@pytest.mark.ros
 @pytest.mark.parametrize("talker", [[], ["best_effort"]], indirect=True, ids=["reliable", "best_effort"])
 def test_topic_echo_once_prints_yaml_with_matching_qos(env: dict[str, str], talker: subprocess.Popen) -> None:
     result = ros2(["topic", "echo", "/chatter", "--once", "--spin-time", "15"], env, timeout=40)
