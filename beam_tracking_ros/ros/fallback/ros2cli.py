@@ -60,8 +60,16 @@ class _AliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 
 def real_launch_available() -> bool:
-    """True when the real ``launch`` and ``launch_ros`` are importable (then they are always used)."""
-    return all(importlib.util.find_spec(name) is not None for name in _ALIASES)
+    """True when the real ``launch`` and ``launch_ros`` are importable (then they are always used).
+
+    A namespace package does not count: a checkout's ``launch/`` folder of launch files on sys.path
+    would otherwise pass for the ``launch`` package and leave the launch files without their API.
+    """
+    for name in _ALIASES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin in (None, "namespace"):
+            return False
+    return True
 
 
 def install_launch_aliases() -> bool:
