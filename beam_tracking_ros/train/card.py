@@ -15,6 +15,8 @@ Fields (all always present; ``null`` where unknown)::
     preprocess               data/preprocess.py PreprocessConfig of the dataset (dict)
     P, H                     observation window, future horizon (outputs H + 1 steps)
     codebook                 {id, size}
+    num_beams                C, the classifier width
+    inputs, window, horizon, codebook_id, codebook_size   flat aliases of the above (read by the tracker)
     metrics                  {test: {...}, val: {...}} from metrics.py (Top-k per step, ATop-k, DBA, ADBA,
                              MPR, mean RSS, power loss)
     parameters               trainable parameter count
@@ -80,6 +82,9 @@ def make_model_card(
         "P": m["window"], "H": m["horizon"],
         "codebook": {"id": ds.get("codebook_id"), "size": ds.get("codebook_size") or m["num_beams"]},
         "num_beams": m["num_beams"],
+        # flat aliases read by the live tracker (ros/beam_tracker_node.py, tracking.py)
+        "inputs": list(m["modalities"]), "window": m["window"], "horizon": m["horizon"],
+        "codebook_id": ds.get("codebook_id"), "codebook_size": ds.get("codebook_size") or m["num_beams"],
         "metrics": run_card.get("metrics", {}),
         "parameters": int(parameters), "flops": int(flops),
         "feature_dims": m.get("feature_dims"),

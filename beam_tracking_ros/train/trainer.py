@@ -183,27 +183,34 @@ class DataInfo:
     available: list[str] | None = None  # modalities the dataset holds (None: synthetic, any)
 
 
-def _ensure_dataset(data_cfg: Any) -> None:
-    """Generate the dataset at ``data.path`` from ``data.generate`` when it does not exist yet."""
+_GENERATE_KEYS = ("lanes", "episodes", "frames_per_episode", "seed", "P", "H", "modalities", "fractions",
+                  "chunk_size", "weather", "max_vehicles")
+
+
+def _ensure_dataset(data_cfg: Any, progress: bool = False) -> None:
+    """Build the dataset at ``data.path`` from ``data.generate`` with the built-in simulator.
+
+    ``data/generate.py`` caches by a hash of the whole generation config, so a dataset that already
+    matches is reused and a changed spec rebuilds it.
+    """
     if data_cfg.path is None or data_cfg.generate is None:
         return
-    if (Path(data_cfg.path) / "manifest.json").is_file():
-        return
-    from .. import cli as top_cli
+    spec = dict(data_cfg.generate)
+    unknown = [k for k in spec if k not in _GENERATE_KEYS]
+    if unknown:
+        raise ConfigError(f"unknown key(s) {', '.join('data.generate.' + k for k in unknown)}; allowed keys in "
+                          f"data.generate: {', '.join(_GENERATE_KEYS)}")
+    from ..data.generate import generate_dataset, scenario
 
-    argv = ["dataset", "generate", "--out", str(data_cfg.path)]
-    for key, value in data_cfg.generate.items():
-        flag = "--" + str(key).replace("_", "-")
-        if isinstance(value, bool):
-            if value:
-                argv.append(flag)
-        elif isinstance(value, list):
-            argv += [flag, *[str(v) for v in value]]
-        else:
-            argv += [flag, str(value)]
-    code = top_cli.main(argv)
-    if code:
-        raise TrainingError(f"data.generate: `beam-tracking {' '.join(argv)}` failed with exit code {code}")
+    lanes = spec.pop("lanes", 2)
+    overrides = {k: spec.pop(k) for k in ("weather", "max_vehicles") if k in spec}
+    try:
+        scenarios = [scenario(int(n), **overrides) for n in (lanes if isinstance(lanes, list) else [lanes])]
+        if "fractions" in spec:
+            spec["fractions"] = tuple(spec["fractions"])
+        generate_dataset(data_cfg.path, scenarios, progress=progress, **spec)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"data.generate: {exc}") from None
 
 
 def available_modalities(data_cfg: Any) -> list[str] | None:
@@ -668,7 +675,10 @@ def _fit(cfg: RunConfig, out: Path, env: DistEnv, device: torch.device, teacher_
     teacher_mods = list(teacher_card["model"]["modalities"]) if teacher_card else []
 
     # ---- data ----
-    _ensure_dataset(cfg.data)
+    if env.is_main:
+        _ensure_dataset(cfg.data, progress)
+    if env.distributed:
+        dist.barrier()
     student_mods = list(cfg.data.modalities)
     if teacher_card is not None:
         check_modalities(student_mods, teacher_mods, available_modalities(cfg.data), method)

@@ -1,0 +1,147 @@
+"""Training loop: determinism, resume == uninterrupted, NaN stop naming the step, every KD method runs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import yaml
+
+from beam_tracking_ros.train.cli import main_for
+from beam_tracking_ros.train.config import ConfigError, config_from_dict
+from beam_tracking_ros.train.synthetic import SyntheticBeamDataset
+from beam_tracking_ros.train.trainer import DistEnv, TrainingError, fit, make_loader
+
+
+def tiny(**over: Any) -> dict[str, Any]:
+    raw: dict[str, Any] = {
+        "name": "tiny", "role": "teacher",
+        "data": {"synthetic": {"num_samples": 64, "num_beams": 8, "P": 4, "H": 2}, "modalities": ["gps", "lidar_feat"]},
+        "model": {"name": "toy-gru", "kwargs": {"hidden": 16, "dropout": 0.2}},
+        "train": {"epochs": 3, "batch_size": 16, "lr": 3e-3, "seed": 7, "device": "cpu"},
+    }
+    for section, values in over.items():
+        raw[section] = {**raw.get(section, {}), **values} if isinstance(values, dict) else values
+    return raw
+
+
+def _equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_same_seed_gives_identical_weights_and_other_seed_differs(tmp_path: Path) -> None:
+    r1 = fit(config_from_dict(tiny()), tmp_path / "a", progress=False, log=lambda _m: None)
+    r2 = fit(config_from_dict(tiny()), tmp_path / "b", progress=False, log=lambda _m: None)
+    r3 = fit(config_from_dict(tiny(train={"seed": 8})), tmp_path / "c", progress=False, log=lambda _m: None)
+    assert _equal(r1.state_dict, r2.state_dict)
+    assert r1.metrics["test"] == r2.metrics["test"]
+    assert not _equal(r1.state_dict, r3.state_dict)
+    card = yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())
+    assert card["train"]["seed"] == 7
+    assert (tmp_path / "a" / "model.pt").is_file() and (tmp_path / "a" / "metadata.pt").is_file()
+
+
+def test_resume_equals_uninterrupted(tmp_path: Path) -> None:
+    full = fit(config_from_dict(tiny()), tmp_path / "full", progress=False, log=lambda _m: None)
+    part = fit(config_from_dict(tiny()), tmp_path / "part", progress=False, stop_after_epochs=1,
+               log=lambda _m: None)
+    assert part.epochs == 1 and not part.card  # "interrupted" after epoch 1
+    assert not (tmp_path / "part" / "model.json").exists()
+    with pytest.raises(ConfigError, match="already holds a training run"):
+        fit(config_from_dict(tiny()), tmp_path / "part", progress=False, log=lambda _m: None)
+    with pytest.raises(ConfigError, match="differs from the checkpoint's at train.lr"):
+        fit(config_from_dict(tiny(train={"lr": 1e-2})), tmp_path / "part", resume=True, progress=False,
+            log=lambda _m: None)
+    resumed = fit(config_from_dict(tiny()), tmp_path / "part", resume=True, progress=False, log=lambda _m: None)
+    assert resumed.epochs == 2
+    assert _equal(full.state_dict, resumed.state_dict)
+    assert [h["train_loss"] for h in full.history] == [h["train_loss"] for h in resumed.history]
+    assert full.metrics["test"] == resumed.metrics["test"]
+
+
+def test_nan_loss_stops_with_the_epoch_and_step(tmp_path: Path) -> None:
+    raw = tiny(data={"synthetic": {"num_samples": 64, "num_beams": 8, "P": 4, "H": 2, "nan_index": 37}})
+    cfg = config_from_dict(raw)
+    # Where must the NaN sample surface? Same loader the trainer uses for epoch 0.
+    ds = SyntheticBeamDataset(raw["data"]["synthetic"], "train", ["gps", "lidar_feat"])
+    loader = make_loader(ds, cfg.train.batch_size, True, cfg.train.seed, 0, DistEnv())
+    expected = next(i for i, b in enumerate(loader, start=1) if torch.isnan(b["gps"]).any())
+    with pytest.raises(TrainingError) as err:
+        fit(cfg, tmp_path / "nan", progress=False, log=lambda _m: None)
+    m = re.search(r"non-finite loss \(nan\) at epoch 1, step (\d+)", str(err.value))
+    assert m, str(err.value)
+    assert int(m.group(1)) == expected
+    assert not (tmp_path / "nan" / "model.pt").exists()
+
+
+def test_cli_nan_exit_code_1_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    raw = tiny(data={"synthetic": {"num_samples": 32, "num_beams": 8, "P": 4, "H": 2, "nan_index": 0}})
+    p = tmp_path / "nan.yaml"
+    p.write_text(yaml.safe_dump(raw))
+    code = main_for(["train", "--config", str(p), "--out", str(tmp_path / "run"), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert err[-1].startswith("beam-tracking train: error: non-finite loss (nan) at epoch 1, step ")
+    assert not any("Traceback" in line for line in err)
+
+
+@pytest.fixture(scope="module")
+def teacher_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("teacher") / "run"
+    fit(config_from_dict(tiny()), out, progress=False, log=lambda _m: None)
+    return out
+
+
+@pytest.mark.parametrize("method", ["kd-end", "kd-mid", "kd-both", "rkd-end", "rkd-mid", "rkd-both", "kl",
+                                    "logit-mse"])
+def test_every_distillation_method_trains_a_cross_modal_student(teacher_run: Path, tmp_path: Path,
+                                                                  method: str) -> None:
+    raw = tiny(name="student", role="student", data={"modalities": ["gps"]},
+               model={"name": "toy-gru", "kwargs": {"hidden": 8}},
+               train={"epochs": 1}, distill={"method": method, "distances": ["euclidean", "poincare"]})
+    res = fit(config_from_dict(raw), tmp_path / method, teacher_dir=teacher_run, progress=False,
+              log=lambda _m: None)
+    assert res.card["distill"]["method"] == method
+    assert res.card["model"]["modalities"] == ["gps"]
+    assert 0.0 <= res.metrics["test"]["atop1"] <= 1.0
+
+
+def test_student_needing_a_modality_the_teacher_data_lacks_is_rejected(teacher_run: Path, tmp_path: Path) -> None:
+    raw = tiny(role="student", data={"modalities": ["radar_points"]}, distill={"method": "kl"})
+    raw["data"]["path"] = str(tmp_path / "nowhere")
+    del raw["data"]["synthetic"]
+    with pytest.raises(Exception, match="nowhere|dataset"):
+        fit(config_from_dict(raw), tmp_path / "s", teacher_dir=teacher_run, progress=False, log=lambda _m: None)
+    # different horizon than the teacher -> rejected by name
+    raw = tiny(role="student", distill={"method": "kl"},
+               data={"synthetic": {"num_samples": 64, "num_beams": 8, "P": 4, "H": 3}})
+    with pytest.raises(ConfigError, match=r"\(P, H, beams\)"):
+        fit(config_from_dict(raw), tmp_path / "s2", teacher_dir=teacher_run, progress=False, log=lambda _m: None)
+
+
+def test_data_free_student_never_reads_training_data(tmp_path: Path) -> None:
+    teacher_raw = tiny(data={"modalities": ["lidar_feat"]}, train={"epochs": 2})
+    fit(config_from_dict(teacher_raw), tmp_path / "t", progress=False, log=lambda _m: None)
+    raw = tiny(role="student", data={"modalities": ["lidar_feat"]},
+               model={"name": "toy-gru", "kwargs": {"hidden": 8}},
+               distill={"method": "data-free", "temperature": 5.0,
+                        "data_free": {"generator_steps": 10, "student_steps": 10, "batch_size": 8, "noise_dim": 16}})
+    seen: list[str] = []
+    orig = SyntheticBeamDataset.__init__
+
+    def spy(self: SyntheticBeamDataset, spec: Any, split: str, modalities: Any) -> None:
+        seen.append(split)
+        orig(self, spec, split, modalities)
+
+    SyntheticBeamDataset.__init__ = spy  # type: ignore[method-assign]
+    try:
+        res = fit(config_from_dict(raw), tmp_path / "df", teacher_dir=tmp_path / "t", progress=False,
+                  log=lambda _m: None)
+    finally:
+        SyntheticBeamDataset.__init__ = orig  # type: ignore[method-assign]
+    assert "train" not in seen and "test" in seen
+    assert res.card["distill"]["method"] == "data-free"
+    assert (tmp_path / "df" / "generator.pt").is_file()
