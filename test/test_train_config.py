@@ -83,7 +83,7 @@ def test_yaml_numbers_without_a_dot_are_accepted() -> None:
 
 def test_modality_rules_between_teacher_student_and_data() -> None:
     check_modalities(["radar_points"], ["camera", "radar_points"], ["camera", "radar_points", "gps"], "rkd-both")
-    with pytest.raises(ConfigError, match="student needs .*gps.* lacks"):
+    with pytest.raises(ConfigError, match=r"student needs .*gps.* lacks"):
         check_modalities(["gps"], ["camera", "radar_points"], ["camera", "radar_points"], "kd-end")
     with pytest.raises(ConfigError, match="teacher needs"):
         check_modalities(["radar_points"], ["camera", "radar_points"], ["radar_points"], "kl")
@@ -106,7 +106,7 @@ def test_overrides_and_missing_file(tmp_path: Path) -> None:
     p = tmp_path / "c.yaml"
     p.write_text(yaml.safe_dump(base()))
     assert load_config(p, ["train.epochs=3"]).train.epochs == 3
-    with pytest.raises(ConfigError, match="train.epoch"):
+    with pytest.raises(ConfigError, match=r"train\.epoch"):
         load_config(p, ["train.epoch=3"])
     with pytest.raises(ConfigError, match="no such file"):
         load_config(tmp_path / "missing.yaml")

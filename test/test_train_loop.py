@@ -52,7 +52,7 @@ def test_resume_equals_uninterrupted(tmp_path: Path) -> None:
     assert not (tmp_path / "part" / "model.json").exists()
     with pytest.raises(ConfigError, match="already holds a training run"):
         fit(config_from_dict(tiny()), tmp_path / "part", progress=False, log=lambda _m: None)
-    with pytest.raises(ConfigError, match="differs from the checkpoint's at train.lr"):
+    with pytest.raises(ConfigError, match=r"differs from the checkpoint's at train\.lr"):
         fit(config_from_dict(tiny(train={"lr": 1e-2})), tmp_path / "part", resume=True, progress=False,
             log=lambda _m: None)
     resumed = fit(config_from_dict(tiny()), tmp_path / "part", resume=True, progress=False, log=lambda _m: None)
@@ -113,7 +113,7 @@ def test_student_needing_a_modality_the_teacher_data_lacks_is_rejected(teacher_r
     raw = tiny(role="student", data={"modalities": ["radar_points"]}, distill={"method": "kl"})
     raw["data"]["path"] = str(tmp_path / "nowhere")
     del raw["data"]["synthetic"]
-    with pytest.raises(Exception, match="nowhere|dataset"):
+    with pytest.raises(Exception, match=r"nowhere|dataset"):
         fit(config_from_dict(raw), tmp_path / "s", teacher_dir=teacher_run, progress=False, log=lambda _m: None)
     # different horizon than the teacher -> rejected by name
     raw = tiny(role="student", distill={"method": "kl"},
