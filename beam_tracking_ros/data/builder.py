@@ -3,7 +3,11 @@
 Why it reuses ``ObservationWindow`` and ``preprocess_frame``: a frame must be preprocessed and windowed
 at training time exactly as the live tracker does it (architecture.md), so the builder pushes each
 synchronized frame through the same functions and only adds what the live node cannot know -- the
-future labels.
+future labels. What reaches the disk is each preprocessed frame once plus, per sample, the reference
+to its window (:meth:`EpisodeWindower.records`); the store slices the window back out at read time
+and recomputes ``camera_motion`` with the window's own function, so a stored sample equals
+``ObservationWindow.stack(motion_threshold=...)`` of the same frames byte for byte
+(:meth:`EpisodeWindower.samples` is that reference, and the tests compare the two).
 
 Sample at frame t of an episode (frames t-P+1 .. t observed): inputs = the window stacked oldest ->
 newest, ``beams`` = optimal beams of frames t .. t+H, ``powers_dbm`` = per-beam powers of those frames
@@ -20,7 +24,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,7 +100,8 @@ class EpisodeWindower:
 
     ``modalities``: sensor modalities to preprocess ('camera', 'radar', 'lidar', 'gnss'); ``P`` window
     size, ``H`` future labels. Sample inputs are exactly ``ObservationWindow.stack(motion_threshold=...)``
-    of the frames pushed through ``preprocess_frame``.
+    of the frames pushed through ``preprocess_frame``; :meth:`records` gives the same episode as frames
+    (each once) plus window references, which is what the store keeps.
     """
 
     def __init__(self, P: int, H: int, cfg: PreprocessConfig, modalities: Sequence[str],
@@ -124,57 +129,98 @@ class EpisodeWindower:
         self.features = features or (lambda frame: preprocess_frame(
             frame, self.cfg, self.modalities, lidar_background=self.lidar_background))
 
-    def samples(self, frames: Iterable[Any], episode: int) -> Iterable[dict[str, np.ndarray]]:
-        """Yield the samples of one episode in time order."""
-        window = ObservationWindow(self.P, self.H)
-        # windows of frame t waiting for the labels of t .. t+H: (inputs, stamp of t, labels so far)
-        pending: deque[tuple[dict[str, np.ndarray], float, list[Any]]] = deque()
-        last_stamp: float | None = None
+    def records(self, frames: Iterable[Any], episode: int) -> Iterator[tuple[Any, ...]]:
+        """The episode as a stream of store records, in time order (what the dataset writer consumes):
 
-        def restart() -> None:
-            if len(window) or pending:
+        * ``("frame", i, features, stamp)``: frame ``i`` (counting preprocessed frames) joins the window;
+        * ``("sample", i, labels)``: the window ending at frame ``i`` (frames ``i - P + 1 .. i``) is a
+          sample; ``labels`` holds ``beams``/``powers_dbm``/``los_blocked`` of frames i .. i + H,
+          ``stamp`` of frame i and ``episode``;
+        * ``("break",)``: continuity break (gap, stamp backwards, unlabelled or dropped frame); no later
+          window includes an earlier frame.
+
+        The same continuity rules as the live node: the window restarts where the live window would.
+        """
+        # frames t waiting for the labels of t .. t+H: (frame index, stamp of t, labels so far)
+        pending: deque[tuple[int, float, list[Any]]] = deque()
+        last_stamp: float | None = None
+        run = 0  # frames in the current run
+        index = -1
+
+        def restart() -> bool:
+            nonlocal run
+            broke = bool(run or pending)
+            if broke:
                 self.stats.resets += 1
-            window.reset()
+            run = 0
             pending.clear()
+            return broke
 
         for frame in frames:
             self.stats.frames += 1
             stamp = _stamp_of(frame)
+            if not np.isfinite(stamp):
+                raise ValueError(f"stamp: must be finite, got {stamp} (frame {self.stats.frames} of episode {episode})")
             if last_stamp is not None and (stamp <= last_stamp or (
-                    self.max_gap is not None and stamp - last_stamp > self.max_gap)):
-                restart()
+                    self.max_gap is not None and stamp - last_stamp > self.max_gap)) and restart():
+                yield ("break",)
             last_stamp = stamp
             label = _label_of(frame)
             if label is None:
                 self.stats.unlabelled_frames += 1
-                restart()
+                if restart():
+                    yield ("break",)
                 continue
             try:
                 feats = self.features(frame)
             except PreprocessError as exc:
                 self.stats.dropped_frames += 1
                 self.stats.drop_reasons[exc.modality] = self.stats.drop_reasons.get(exc.modality, 0) + 1
-                restart()
+                if restart():
+                    yield ("break",)
                 continue
-            window.push(feats, stamp)
-            if window.is_full:
-                pending.append((window.stack(motion_threshold=self.motion), stamp, []))
+            index += 1
+            run += 1
+            yield ("frame", index, feats, stamp)
+            if run >= self.P:
+                pending.append((index, stamp, []))
             for _, _, labs in pending:
                 labs.append(label)
             while pending and len(pending[0][2]) == self.H + 1:
-                inputs, t_stamp, labs = pending.popleft()
-                yield self._sample(inputs, t_stamp, labs, episode)
+                t, t_stamp, labs = pending.popleft()
+                yield ("sample", t, self._labels(t_stamp, labs, episode))
+
+    def samples(self, frames: Iterable[Any], episode: int) -> Iterator[dict[str, np.ndarray]]:
+        """Yield the samples of one episode in time order as full dicts: inputs =
+        ``ObservationWindow.stack(motion_threshold=...)`` of the window ending at the sample's frame.
+
+        The reference of what the store returns (the store keeps frames once and slices windows at
+        read time); ``build_dataset`` writes :meth:`records` instead of these copies.
+        """
+        window = ObservationWindow(self.P, self.H)
+        stacks: dict[int, dict[str, np.ndarray]] = {}
+        for rec in self.records(frames, episode):
+            if rec[0] == "break":
+                window.reset()
+                stacks.clear()
+            elif rec[0] == "frame":
+                _, i, feats, stamp = rec
+                window.push(feats, stamp)
+                if window.is_full:
+                    stacks[i] = window.stack(motion_threshold=self.motion)
+            else:
+                _, i, labels = rec
+                yield {**stacks.pop(i), **labels}
 
     @staticmethod
-    def _sample(inputs: dict[str, np.ndarray], stamp: float, labs: list[Any],
-                episode: int) -> dict[str, np.ndarray]:
-        sample = dict(inputs)
-        sample["beams"] = np.array([int(x.optimal_beam) for x in labs], dtype=np.int64)
-        sample["powers_dbm"] = np.stack([np.asarray(x.powers_dbm, dtype=np.float32) for x in labs])
-        sample["los_blocked"] = np.array([bool(getattr(x, "los_blocked", False)) for x in labs])
-        sample["stamp"] = np.float64(stamp)
-        sample["episode"] = np.int64(episode)
-        return sample
+    def _labels(stamp: float, labs: list[Any], episode: int) -> dict[str, np.ndarray]:
+        return {
+            "beams": np.array([int(x.optimal_beam) for x in labs], dtype=np.int64),
+            "powers_dbm": np.stack([np.asarray(x.powers_dbm, dtype=np.float32) for x in labs]),
+            "los_blocked": np.array([bool(getattr(x, "los_blocked", False)) for x in labs]),
+            "stamp": np.float64(stamp),
+            "episode": np.int64(episode),
+        }
 
 
 def build_dataset(
@@ -216,14 +262,24 @@ def build_dataset(
         "split_seed": int(seed), "split_fractions": list(fractions),
         "splits": {str(e): s for e, s in splits.items()}, **dict(meta or {}),
     }
-    with DatasetWriter(root, base_meta, chunk_size=chunk_size) as writer:
+    with DatasetWriter(root, base_meta, chunk_size=chunk_size, window=P,
+                       motion_threshold=windower.motion) as writer:
         for episode, frames in episodes:
             if int(episode) not in splits:
                 raise ValueError(f"splits: episode {episode} has no split assigned")
             split = splits[int(episode)]
-            for sample in windower.samples(_watch_labels(frames, info), int(episode)):
-                writer.add(sample, split)
-                stats.samples[split] += 1
+            writer.end_run(split)
+            ids: dict[int, int] = {}  # frame index in the episode -> writer frame id (last P + H frames)
+            for rec in windower.records(_watch_labels(frames, info), int(episode)):
+                if rec[0] == "frame":
+                    ids[rec[1]] = writer.add_frame(split, rec[2])
+                    ids.pop(rec[1] - P - H - 1, None)
+                elif rec[0] == "sample":
+                    writer.add_sample(split, rec[2], last_frame=ids[rec[1]])
+                    stats.samples[split] += 1
+                else:
+                    writer.end_run(split)
+                    ids.clear()
         if sum(stats.samples.values()) == 0:
             raise ValueError(
                 f"no samples: {stats.frames} frames gave no complete window of P={P} frames with "
