@@ -32,3 +32,29 @@ def test_generate_and_cache(tmp_path):
     assert (root / "manifest.json").stat().st_mtime_ns == stamp
     generate_dataset(root, _scenarios(), **{**kw, "seed": 4})  # different config: rebuilt
     assert DatasetReader(root).meta["config_hash"] != r.meta["config_hash"]
+
+
+def test_cache_key_covers_store_format(tmp_path, monkeypatch):
+    """A dataset of an older store layout is never reused: the format version is part of the cache key
+    and the reader refuses the old layout (so generate rebuilds it instead of failing)."""
+    import json
+
+    from beam_tracking_ros.data import generate
+    from beam_tracking_ros.data.store import FORMAT_VERSION, is_complete
+
+    root = tmp_path / "ds"
+    kw = {"episodes": 3, "frames_per_episode": 8, "seed": 1, "P": 2, "H": 1, "modalities": ("gnss",)}
+    generate_dataset(root, _scenarios()[:1], **kw)
+    first = DatasetReader(root).meta["config_hash"]
+    monkeypatch.setattr(generate, "FORMAT_VERSION", FORMAT_VERSION + 1)
+    generate_dataset(root, _scenarios()[:1], **kw)
+    assert DatasetReader(root).meta["config_hash"] != first
+    monkeypatch.undo()
+    # an old-format directory with the current hash: refused by the reader, hence rebuilt
+    generate_dataset(root, _scenarios()[:1], **kw)
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["version"] = FORMAT_VERSION - 1
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    assert not is_complete(root)
+    generate_dataset(root, _scenarios()[:1], **kw)
+    assert DatasetReader(root).manifest["version"] == FORMAT_VERSION

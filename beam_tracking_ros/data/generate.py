@@ -20,7 +20,7 @@ import numpy as np
 
 from .builder import SENSOR_MODALITIES, assign_splits, build_dataset
 from .preprocess import PreprocessConfig
-from .store import DatasetError, DatasetReader
+from .store import FORMAT_VERSION, DatasetError, DatasetReader
 
 LOG = logging.getLogger(__name__)
 GENERATOR_VERSION = 1  # bump when generation changes so old caches are not reused
@@ -96,7 +96,8 @@ def generate_dataset(
     ``scenarios``: one ``SimConfig`` or a list (e.g. ``[scenario(2), scenario(3)]``); default 2-lane.
     With ``cfg`` None, the default ``PreprocessConfig`` with the GPS origin at the first scenario's RSU.
     Reuses ``root`` when it already holds a complete dataset built from the same configuration
-    (``meta['config_hash']``) unless ``force``. Returns ``root``.
+    (``meta['config_hash']``, which covers the store's format version, so a dataset of an older layout
+    is rebuilt) unless ``force``. Returns ``root``.
     """
     from ..sim import SimConfig, generate_episode
 
@@ -115,7 +116,8 @@ def generate_dataset(
         cfg = PreprocessConfig(gps_reference=rsu_gps_reference(scenarios[0]))
     configs = episode_configs(scenarios, episodes, seed)
     payload = {
-        "generator_version": GENERATOR_VERSION, "scenarios": scenarios, "episodes": episodes,
+        "generator_version": GENERATOR_VERSION, "store_format_version": FORMAT_VERSION,
+        "scenarios": scenarios, "episodes": episodes,
         "frames_per_episode": frames_per_episode, "seed": seed, "P": P, "H": H, "preprocess": cfg,
         "modalities": list(modalities), "fractions": list(fractions), "chunk_size": chunk_size,
     }
