@@ -276,8 +276,9 @@ def choose_label(result: ChannelResult, ids: np.ndarray, centers: np.ndarray, rs
 
     Served vehicles: within ``label_range_m`` of the RSU (horizontal distance) and in front of the
     array (LoS direction valid). 'single': keep the previous target while it is served, otherwise
-    take the nearest served vehicle; 'sum_rss': all served vehicles (CRKD), the row returned is the
-    dominant vehicle on the optimal beam (its LoS blockage is reported). None when nobody is served.
+    take the nearest served vehicle; 'sum_rss': all served vehicles (CRKD), the LoS blockage reported is
+    the dominant vehicle's on the optimal beam, the row returned (whose GNSS is published) the nearest
+    served vehicle's. None when nobody is served.
     """
     if mode not in LABEL_MODES:
         raise ValueError(f"label_mode: unknown {mode!r}, expected one of {LABEL_MODES}")
@@ -297,7 +298,9 @@ def choose_label(result: ChannelResult, ids: np.ndarray, centers: np.ndarray, rs
     best = int(optimal_beam(p))
     dom = int(rows[np.argmax(result.powers_dbm[rows, best])])
     label = BeamLabel(p, best, [int(i) for i in ids[rows]], bool(result.los_blocked[dom]), "sum_rss")
-    return label, dom, None
+    # The row whose GNSS is published: the nearest served vehicle, chosen from geometry alone, as the
+    # simulator does (the vehicle dominating the optimal beam would leak the label into the input).
+    return label, int(rows[np.argmin(d[rows])]), None
 
 
 def ground_truth(model: ChannelModel, rsu: RsuPose, poses: ActorPoses, walls: Walls | None,

@@ -153,7 +153,11 @@ class Simulator:
         best = int(optimal_beam(p))
         dom = int(rows[np.argmax(res.powers_dbm[rows, best])])
         label = BeamLabel(p, best, [int(i) for i in t.id[rows]], bool(res.los_blocked[dom]), "sum_rss")
-        return label, dom
+        # The GNSS published with a sum-RSS label is the nearest served vehicle's: chosen from the
+        # geometry alone. Choosing the vehicle that dominates the optimal beam would leak the label
+        # into the model's input.
+        d = np.linalg.norm(t.center[rows, :2] - np.asarray(self.scene.rsu.position[:2]), axis=1)
+        return label, int(rows[np.argmin(d)])
 
     def step(self) -> SensorFrame:
         """Advance one scene step (the first call returns the initial state at t = 0)."""
