@@ -250,3 +250,28 @@ def test_corrupt_window_index(tmp_path):
     np.save(path, starts)
     with pytest.raises(DatasetError, match="outside the chunk"):
         DatasetReader(root)
+
+
+def test_writer_memory_stays_bounded(tmp_path):
+    """Frames no window can reference any more are released while writing (a long recording streams
+    through the writer): short runs cut by end_run, and frames older than the newest window."""
+    w = DatasetWriter(tmp_path / "ds", {}, chunk_size=1000, window=3)
+    labels = {"beams": np.zeros(H + 1, np.int64), "stamp": 0.0, "episode": 0}
+    for k in range(300):  # runs of 2 frames: too short for a window, never referenced
+        w.add_frame("train", {"gps": np.full(2, k)})
+        if k % 2:
+            w.end_run("train")
+    assert len(w._buf["train"].frames) == 0
+    for k in range(300):  # one long run with a sample per frame: only the live window's frames stay
+        w.add_frame("train", {"gps": np.full(2, k)})
+        if k >= 2:
+            w.add_sample("train", labels)
+    # buffered samples (chunk not yet full) keep their frames; none before the first window
+    assert len(w._buf["train"].frames) == 300
+    w.chunk_size = 10
+    w.add_frame("train", {"gps": np.zeros(2)})
+    w.add_sample("train", labels)  # flushes the buffered samples as a chunk
+    assert len(w._buf["train"].frames) == 2  # the next window's P - 1 older frames
+    w.close()
+    r = DatasetReader(tmp_path / "ds")
+    assert r.count("train") == 299 and r.get("train", 298)["gps"][:, 0].tolist() == [298, 299, 0]
