@@ -122,6 +122,7 @@ def test_student_needing_a_modality_the_teacher_data_lacks_is_rejected(teacher_r
         fit(config_from_dict(raw), tmp_path / "s2", teacher_dir=teacher_run, progress=False, log=lambda _m: None)
 
 
+@pytest.mark.slow
 def test_data_free_student_never_reads_training_data(tmp_path: Path) -> None:
     teacher_raw = tiny(data={"modalities": ["lidar_feat"]}, train={"epochs": 2})
     fit(config_from_dict(teacher_raw), tmp_path / "t", progress=False, log=lambda _m: None)
