@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 
 
@@ -36,24 +37,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     cmd = [ros2, "launch", "beam_tracking_ros", "carla_bridge.launch.py", "simulator:=builtin",
            f"model:={args.model}", f"lanes:={args.lanes}", f"weather:={args.weather}", f"seed:={args.seed}"]
     print("demo: " + " ".join(cmd[1:]), flush=True)
-    launch = subprocess.Popen(cmd, start_new_session=True, env=os.environ.copy())
+    env = os.environ.copy()
+    launch = subprocess.Popen(cmd, start_new_session=True, env=env)
+    evaluator = subprocess.Popen(
+        [sys.executable, "-P", "-m", "beam_tracking_ros.ros.live_eval_node", "--ros-args",
+         "-p", f"duration_s:={args.duration}"], start_new_session=True, env=env)
     try:
-        from .ros.live_eval_node import main as live_eval
-
-        code = live_eval(["live_eval", "--ros-args", "-p", f"duration_s:={args.duration}"])
+        # Whichever ends first: the evaluator after --duration (the normal end), or the launch
+        # (a node failed: no point in waiting for predictions that cannot come).
+        while evaluator.poll() is None and launch.poll() is None:
+            time.sleep(0.2)
+        if launch.poll() is not None and evaluator.poll() is None:
+            print(f"demo: the launch ended early (exit code {launch.returncode}); see its log above", file=sys.stderr)
+            _stop(evaluator)
+            return 1
+        code = evaluator.returncode
     finally:
-        if launch.poll() is None:
-            os.killpg(launch.pid, signal.SIGINT)
-            try:
-                launch.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(launch.pid, signal.SIGKILL)
-                launch.wait()
+        for proc in (evaluator, launch):
+            _stop(proc)
     if code != 0:
-        print(f"demo: no prediction was scored (launch exit code {launch.returncode}); see the log above",
-              file=sys.stderr)
+        print("demo: no prediction was scored; see the log above", file=sys.stderr)
     return code
 
+
+def _stop(proc: subprocess.Popen) -> None:
+    """One SIGINT to the process group (as Ctrl-C), then SIGKILL if it has not ended in 20 s."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -115,6 +115,8 @@ class SimulatorNode(Node):
             self.timer.cancel()
             raise SystemExit(0)
         frame = self.sim.step()
+        if self.frames_published == 0:  # anchor scene time at the first tick, so stamps track the wall clock
+            self.t0 = time.time()
         ns = self.stamp_ns()
         stamp = convert.stamp_from_ns(ns)
         t = self.topics
