@@ -194,7 +194,8 @@ class _Predictor:
             out[m] = np.ascontiguousarray(a)
         batches = {a.shape[0] for a in out.values()}
         if len(batches) != 1:
-            raise ValueError(f"inputs: modalities disagree on the batch size: { {m: a.shape[0] for m, a in out.items()} }")
+            sizes = {m: a.shape[0] for m, a in out.items()}
+            raise ValueError(f"inputs: modalities disagree on the batch size: {sizes}")
         return out
 
     def predict(self, inputs: Mapping[str, Any]) -> np.ndarray:
