@@ -92,20 +92,25 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def run(model: str, rate: float, seconds: float, backend: str) -> dict:
+def run(model: str, rate: float, seconds: float, backend: str, transport: str) -> dict:
     card = json.loads((REPO / "models" / model / "model_card.json").read_text())
     sensor_of = {"camera": "camera", "camera_motion": "camera", "radar_points": "radar", "radar_maps": "radar",
                  "lidar_bev": "lidar", "lidar_feat": "lidar", "gps": "gnss"}
     sensors = sorted({sensor_of[m] for m in card["modalities"]} | {"camera", "radar", "lidar", "gnss"})
+    env = os.environ.copy()
+    if transport == "default":  # Fast DDS defaults, for comparison with the shipped SHM profile
+        env.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
+    else:
+        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(REPO / "config" / "fastdds_shm.xml")
     tracker = subprocess.Popen(
         [sys.executable, "-m", "beam_tracking_ros.ros.beam_tracker_node", "--ros-args", "-p",
          f"model:={REPO / 'models' / model}", "-p", f"backend:={backend}", "-p", "publish_markers:=false"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         time.sleep(3.0)  # model load, ONNX Runtime warm-up
         cpu0, wall0 = cpu_seconds(tracker.pid), time.time()
         res = subprocess.run([sys.executable, "-c", PLAYER, str(rate), str(seconds), ",".join(sensors)],
-                             capture_output=True, text=True, timeout=seconds + 120)
+                             capture_output=True, text=True, timeout=seconds + 120, env=env)
         cpu1, wall1 = cpu_seconds(tracker.pid), time.time()
     finally:
         tracker.terminate()
@@ -118,7 +123,8 @@ def run(model: str, rate: float, seconds: float, backend: str) -> dict:
     e2e = [(g[0] - g[1]) * 1e3 for g in got]
     expected = data["sent"] - (card["P"] - 1)
     return {
-        "model": model, "role": card["role"], "inputs": "+".join(card["modalities"]), "backend": backend,
+        "model": model, "transport": transport, "role": card["role"], "inputs": "+".join(card["modalities"]),
+        "backend": backend,
         "params": card["parameters"], "flops": card["flops"],
         "node_p50": percentile(node, 50), "node_p99": percentile(node, 99),
         "e2e_p50": percentile(e2e, 50), "e2e_p99": percentile(e2e, 99),
@@ -133,18 +139,21 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=20.0, help="sensor rate in Hz (default 20)")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"])
+    parser.add_argument("--transport", default="shm", choices=["shm", "default", "both"],
+                        help="Fast DDS set-up: the shipped SHM profile, Fast DDS defaults, or both")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    rows = [run(m, args.rate, args.seconds, args.backend) for m in args.models]
+    transports = ["shm", "default"] if args.transport == "both" else [args.transport]
+    rows = [run(m, args.rate, args.seconds, args.backend, t) for t in transports for m in args.models]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     print(f"beam_tracker latency, {args.rate:g} Hz camera+radar+LiDAR+GPS from another process, {args.seconds:g} s, "
           f"{os.cpu_count()} cores")
-    print(f"{'model':10} {'inputs':40} {'params':>9} {'MFLOPs':>8} {'node p50':>9} {'node p99':>9} "
+    print(f"{'transport':9} {'model':10} {'inputs':40} {'params':>9} {'MFLOPs':>8} {'node p50':>9} {'node p99':>9} "
           f"{'e2e p50':>8} {'e2e p99':>8} {'preds':>6} {'dropped':>7} {'CPU %':>6}")
     for r in rows:
-        print(f"{r['model']:10} {r['inputs'][:40]:40} {r['params']:>9,} {r['flops'] / 1e6:>8.2f} "
+        print(f"{r['transport']:9} {r['model']:10} {r['inputs'][:40]:40} {r['params']:>9,} {r['flops'] / 1e6:>8.2f} "
               f"{r['node_p50']:>7.2f}ms "
               f"{r['node_p99']:>7.2f}ms {r['e2e_p50']:>6.2f}ms {r['e2e_p99']:>6.2f}ms {r['predictions']:>6} "
               f"{r['dropped']:>7} {r['cpu_percent']:>6.1f}")
