@@ -58,7 +58,9 @@ if [ "$(cat "$STAMPS/requirements.ok" 2>/dev/null)" != "$req_hash" ]; then
   say "installing pinned requirements into .venv (first run: about a minute)"
   pip_args=()
   for r in "${REQS[@]}"; do pip_args+=(-r "$r"); done
-  "$VENV/bin/python" -m pip install --disable-pip-version-check -q "${pip_args[@]}" \
+  # (the grep hides pip's notes about this machine's empty local index mirrors; pipefail keeps pip's status)
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q "${pip_args[@]}" 2>&1 \
+    | { grep -v "is ignored: it is neither a file nor a directory" || true; } \
     || die "pip install failed (see the messages above); nothing was marked as installed"
   "$VENV/bin/python" tools/fix_wheel_cmake.py "$VENV" || die "patching the wheels' CMake files failed"
   "$VENV/bin/python" -c 'import rclpy, torch, numpy, yaml, rosbags, onnxruntime' \
