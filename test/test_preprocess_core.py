@@ -59,15 +59,48 @@ def test_highest_point_sampling_picks_highest_and_pads():
     det = np.zeros((5, 4), np.float32)
     det[:, 3] = 10.0  # depth
     det[:, 2] = np.radians([1.0, 5.0, -3.0, 3.0, 0.0])  # altitude -> z
-    cfg = P.PreprocessConfig(radar_points=3)
+    cfg = P.PreprocessConfig(radar_points=3, radar_sampling="height")
     pts, dropped = P.radar_points(det, cfg)
     z = pts[:, 2] * cfg.radar_max_range
     assert np.allclose(z, 10 * np.sin(np.radians([5.0, 3.0, 1.0])), atol=1e-5)
     assert dropped == 0
-    cfg8 = P.PreprocessConfig(radar_points=8)
+    cfg8 = P.PreprocessConfig(radar_points=8, radar_sampling="height")
     pts8, _ = P.radar_points(det, cfg8)
     assert pts8[:, 5].tolist() == [1, 1, 1, 1, 1, 0, 0, 0]
     assert np.all(pts8[5:] == 0)
+
+
+def test_sector_hps_drops_static_clutter_and_keeps_nearest_per_sector():
+    # 4 sectors over 120 deg (30 deg each); velocity, azimuth, altitude, depth
+    det = np.array([
+        [-5.0, math.radians(-50), 0.0, 30.0],  # sector 0, far
+        [-4.0, math.radians(-45), 0.0, 12.0],  # sector 0, nearer: kept
+        [0.1, math.radians(-40), 0.0, 5.0],  # sector 0, nearest but static clutter: dropped
+        [6.0, math.radians(20), 0.0, 40.0],  # sector 2
+        [0.0, math.radians(50), 0.0, 8.0],  # sector 3, static only -> empty slot
+    ], np.float32)
+    cfg = P.PreprocessConfig(radar_points=4, radar_fov_deg=120, radar_min_speed=0.5)
+    pts, _ = P.radar_points(det, cfg)
+    assert pts[:, 5].tolist() == [1, 0, 1, 0]
+    assert pts[0, 4] * cfg.radar_max_range == pytest.approx(12.0)
+    assert pts[2, 3] * cfg.radar_max_velocity == pytest.approx(6.0)
+    assert not pts[[1, 3]].any()
+    # the order of the detections in the message does not matter
+    perm = np.random.default_rng(0).permutation(len(det))
+    assert np.array_equal(P.radar_points(det[perm], cfg)[0], pts)
+
+
+def test_sector_hps_maps_drop_static_clutter():
+    det = np.array([[0.0, 0.0, 0.0, 20.0], [8.0, 0.0, 0.0, 60.0]], np.float32)
+    maps, _ = P.radar_detection_maps(det, P.PreprocessConfig(radar_range_bins=10, radar_angle_bins=10))
+    assert maps[0, 6].sum() > 0 and maps[0, 2].sum() == 0  # only the moving detection at 60 m
+
+
+def test_radar_sampling_rejects_unknown():
+    with pytest.raises(ValueError, match="radar_sampling"):
+        P.PreprocessConfig(radar_sampling="random")
+    with pytest.raises(ValueError, match="radar_min_speed"):
+        P.PreprocessConfig(radar_min_speed=-1.0)
 
 
 def test_radar_xyz_from_spherical():
@@ -118,7 +151,7 @@ def test_empty_allowed_gives_zeros():
 
 def test_radar_detection_maps_bins():
     cfg = P.PreprocessConfig(radar_range_bins=10, radar_angle_bins=10, radar_max_range=100.0,
-                             radar_fov_deg=90)
+                             radar_fov_deg=90, radar_min_speed=0.0)
     det = np.array([[0.0, 0.0, 0.0, 55.0], [0.0, 0.0, 0.0, 55.0], [29.0, -0.7, 0.0, 5.0]], np.float32)
     maps, _ = P.radar_detection_maps(det, cfg)
     assert maps.shape == (2, 10, 10)

@@ -12,8 +12,8 @@ Outputs of :func:`preprocess_frame` (default config shapes in brackets):
 
 * ``camera``       ``(3, Hc, Wc)`` RGB, area-resized, normalised with mean/std      [3, 64, 64]
 * ``camera_gray``  ``(1, Hc, Wc)`` grey level in [0, 1] for the motion masks      [1, 64, 64]
-* ``radar_points`` ``(N, 6)`` highest-point-sampled detections [x, y, z, v, depth, valid] [64, 6]
-* ``radar_maps``   ``(2, R, K)`` range-angle and range-Doppler maps                  [2, 32, 32]
+* ``radar_points`` ``(N, 6)`` HPS detections, one slot per azimuth sector [x, y, z, v, depth, valid] [64, 6]
+* ``radar_maps``   ``(2, R, K)`` range-angle and range-Doppler maps of moving detections [2, 32, 32]
 * ``lidar_bev``    ``(3, G, G)`` BEV occupancy, max height, log density              [3, 64, 64]
 * ``lidar_feat``   ``(D,)`` angular range profile (Jiang et al. style, see below)    [64]
 * ``gps``          ``(3,)`` east, north, up relative to the RSU, divided by a scale  [3]
@@ -49,8 +49,10 @@ __all__ = [
     "radar_detection_maps",
     "radar_points",
     "resize_area",
+    "sector_point_sampling",
 ]
 
+RADAR_SAMPLING = ("sector", "height")
 EARTH_RADIUS_M = 6_378_137.0  # WGS-84 equatorial radius; the local tangent-plane approximation below uses it
 
 
@@ -79,7 +81,11 @@ class PreprocessConfig:
     radar_points: int = 64  # fixed set size after highest-point sampling
     radar_max_range: float = 100.0  # m, normalisation and map extent
     radar_max_velocity: float = 30.0  # m/s, normalisation and Doppler-map extent
-    radar_fov_deg: float = 90.0  # full horizontal field of view covered by the maps
+    radar_fov_deg: float = 120.0  # full horizontal field of view of the maps and HPS sectors (sim radar: 120)
+    # HPS variant: 'sector' = per azimuth sector the strongest (nearest) moving detection, slot = sector;
+    # 'height' = the literal reading, the N detections with the greatest z, highest first.
+    radar_sampling: str = "sector"
+    radar_min_speed: float = 0.5  # m/s; |radial velocity| below this is static clutter (the RSU is static)
     radar_range_bins: int = 32
     radar_angle_bins: int = 32  # angle bins of the range-angle map and Doppler bins of the range-Doppler map
     # LiDAR
@@ -105,6 +111,10 @@ class PreprocessConfig:
             bad("image_size", f"need (height, width) >= 1, got {self.image_size}")
         if any(s <= 0 for s in self.camera_std):
             bad("camera_std", "must be > 0")
+        if self.radar_sampling not in RADAR_SAMPLING:
+            bad("radar_sampling", f"expected one of {RADAR_SAMPLING}, got {self.radar_sampling!r}")
+        if not self.radar_min_speed >= 0:
+            bad("radar_min_speed", f"must be >= 0, got {self.radar_min_speed}")
         for name in ("radar_points", "radar_range_bins", "radar_angle_bins", "lidar_feature_bins"):
             if int(getattr(self, name)) < 1:
                 bad(name, f"must be >= 1, got {getattr(self, name)}")
@@ -274,15 +284,57 @@ def highest_point_sampling(points: np.ndarray, heights: np.ndarray, n: int) -> t
     return out, valid
 
 
+def sector_point_sampling(
+    points: np.ndarray, azimuth: np.ndarray, priority: np.ndarray, n: int, half_fov: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """HPS over azimuth sectors: split the field of view into ``n`` equal sectors and keep, per sector, the
+    point with the highest ``priority``; slot ``i`` always holds sector ``i`` (empty sectors are zeros).
+
+    Why sectors: a set ordered by height (or arbitrarily) puts a different object in each input slot from one
+    frame to the next, so an MLP over the flattened set (CRKD's student) must learn every permutation from
+    ~2k samples and does not generalise. A slot per azimuth sector gives the MLP a fixed spatial layout (the
+    beam codebook is itself indexed by azimuth), while staying a fixed-size set of real detections.
+    ``priority`` = ``-inf`` excludes a point. Returns ``(sampled (n, F), valid (n,) bool)``.
+    """
+    sector = np.clip(((azimuth + half_fov) / (2 * half_fov) * n).astype(np.intp), 0, n - 1)
+    ok = np.isfinite(priority) & (np.abs(azimuth) <= half_fov)
+    idx = np.flatnonzero(ok)
+    order = idx[np.lexsort((-priority[idx], sector[idx]))]  # by sector, best first within a sector
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = sector[order[1:]] != sector[order[:-1]]
+    keep = order[first]
+    out = np.zeros((n, points.shape[1]), dtype=np.float32)
+    out[sector[keep]] = points[keep]
+    valid = np.zeros(n, dtype=bool)
+    valid[sector[keep]] = True
+    return out, valid
+
+
 def radar_points(detections: np.ndarray, cfg: PreprocessConfig) -> tuple[np.ndarray, int]:
-    """Detections -> ``(N, 6)`` [x, y, z, velocity, depth, valid] after HPS, normalised; (array, dropped)."""
+    """Detections -> ``(N, 6)`` [x, y, z, velocity, depth, valid] after HPS, normalised; (array, dropped).
+
+    CRKD only says HPS "downsamples radar point clouds to a fixed size". With ``radar_sampling='sector'``
+    (default) static clutter is dropped first (``|v| < radar_min_speed``: the RSU does not move, so walls,
+    poles and ground have zero Doppler; the vehicles that decide the beam move), then
+    :func:`sector_point_sampling` keeps per azimuth sector the nearest detection, the highest-power return
+    (radar power falls as range^-4; CARLA detections carry no power, so range stands in for it).
+    ``'height'`` is the literal reading (:func:`highest_point_sampling` by z, no clutter filter); it keeps
+    facade clutter and far points (z grows with range under the radar's downward pitch) and drops the near
+    vehicles, which is why radar-only models trained on it stayed at chance.
+    """
     det, dropped = _finite_cloud(detections, "radar", cfg)
     xyz = _radar_xyz(det)
     feats = np.concatenate(
         [xyz / cfg.radar_max_range, det[:, :1] / cfg.radar_max_velocity, det[:, 3:4] / cfg.radar_max_range],
         axis=1,
     ).astype(np.float32)
-    sampled, valid = highest_point_sampling(feats, xyz[:, 2], cfg.radar_points)
+    if cfg.radar_sampling == "height":
+        sampled, valid = highest_point_sampling(feats, xyz[:, 2], cfg.radar_points)
+    else:
+        moving = np.abs(det[:, 0]) >= cfg.radar_min_speed
+        priority = np.where(moving, -det[:, 3], -np.inf)
+        half_fov = math.radians(cfg.radar_fov_deg) / 2
+        sampled, valid = sector_point_sampling(feats, det[:, 1], priority, cfg.radar_points, half_fov)
     return np.concatenate([sampled, valid[:, None].astype(np.float32)], axis=1), dropped
 
 
@@ -297,11 +349,14 @@ def radar_detection_maps(detections: np.ndarray, cfg: PreprocessConfig) -> tuple
 
     The point-radar analogue of Ma et al.'s FFT maps: the same two views (where are reflectors, and how do
     they move), so the Ma et al. models run unchanged on CARLA-style radars that output detections.
+    Detections slower than ``radar_min_speed`` are dropped first, the detection-level counterpart of the
+    static clutter removal of :func:`radar_cube_maps` (otherwise clutter fills the map as densely as cars).
     """
     det, dropped = _finite_cloud(detections, "radar", cfg)
     r_bins, k_bins = cfg.radar_range_bins, cfg.radar_angle_bins
     half_fov = math.radians(cfg.radar_fov_deg) / 2
     keep = (det[:, 3] >= 0) & (det[:, 3] < cfg.radar_max_range) & (np.abs(det[:, 1]) <= half_fov)
+    keep &= np.abs(det[:, 0]) >= cfg.radar_min_speed
     d = det[keep]
     r = np.minimum((d[:, 3] / cfg.radar_max_range * r_bins).astype(np.intp), r_bins - 1)
     a = np.clip(((d[:, 1] + half_fov) / (2 * half_fov) * k_bins).astype(np.intp), 0, k_bins - 1)
