@@ -133,3 +133,17 @@ def test_data_free_with_lidar_gru_teacher():
     gen = Generator("lidar_feat", (8, 64), noise_dim=64, hidden=32, output_range=(0.0, 1.0))
     hist = train_generator(gen, teacher, meta, steps=30, batch_size=16, lr=3e-3)
     assert hist[-1]["total"] < hist[0]["total"]
+
+
+def test_radar_mlp_dropout_only_in_training():
+    torch.manual_seed(0)
+    m = build_model("student-radar-mlp", dropout=0.5)
+    x = example_batch(m, 2)
+    x["radar_points"].normal_()
+    m.eval()
+    a, b = m(x)["logits"], m(x)["logits"]
+    assert torch.equal(a, b)  # eval: deterministic
+    m.train()
+    assert not torch.equal(m(x)["end"], m(x)["end"])  # training: units dropped
+    with pytest.raises(ValueError, match="dropout"):
+        build_model("student-radar-mlp", dropout=1.0)

@@ -144,6 +144,8 @@ class RadarMLPStudent(nn.Module):
     """CRKD's radar-only student: a 6-layer fully connected ReLU MLP over the flattened HPS radar window.
 
     ``mid`` is the output of layer ``mid_layer`` (3 by default), ``end`` the output of the last layer.
+    ``dropout`` (after every hidden layer, training only) is off by default; the flattened window has
+    thousands of inputs and a few thousand training samples, so the MLP memorises without it.
     """
 
     def __init__(
@@ -156,8 +158,11 @@ class RadarMLPStudent(nn.Module):
         hidden: int = 32,
         num_layers: int = 6,
         mid_layer: int = 3,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout: must be in [0, 1), got {dropout}")
         if num_layers < 1 or not 1 <= mid_layer <= num_layers:
             got = f"{mid_layer}/{num_layers}"
             raise ValueError(f"num_layers/mid_layer: need 1 <= mid_layer <= num_layers, got {got}")
@@ -167,6 +172,7 @@ class RadarMLPStudent(nn.Module):
         dims = [self.in_dim] + [hidden] * num_layers
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
         self.mid_layer = mid_layer
+        self.drop = nn.Dropout(dropout)
         self.head = _Heads(hidden, horizon + 1, num_beams)
         self.mid_dim = self.end_dim = hidden
 
@@ -181,6 +187,8 @@ class RadarMLPStudent(nn.Module):
             x = torch.relu(layer(x))
             if i == self.mid_layer:
                 mid = x
+            if i < len(self.layers):
+                x = self.drop(x)
         return {"logits": self.head(x), "mid": mid, "end": x}
 
 
