@@ -21,7 +21,7 @@ MODEL = REPO / "models" / "student"
 PLAYER = r"""
 import json, sys, time, math
 import numpy as np, rclpy
-from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, PointCloud2, NavSatFix, PointField
 from diagnostic_msgs.msg import DiagnosticArray
 from beam_tracking_ros.msg import BeamPrediction
@@ -31,11 +31,14 @@ from beam_tracking_ros.sim import SimConfig, Simulator
 plan = json.loads(sys.argv[1])
 rclpy.init()
 n = rclpy.create_node("player")
+# Reliable publishers (and the tracker's sensor_qos:=reliable): the assertions compare every window
+# with offline inference, so no message may be lost when the machine is busy.
+sensor_qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 pubs = {
-    "camera": n.create_publisher(Image, "/carla/rsu/camera/image", qos_profile_sensor_data),
-    "radar": n.create_publisher(PointCloud2, "/carla/rsu/radar", qos_profile_sensor_data),
-    "lidar": n.create_publisher(PointCloud2, "/carla/rsu/lidar", qos_profile_sensor_data),
-    "gnss": n.create_publisher(NavSatFix, "/carla/target/gnss", qos_profile_sensor_data),
+    "camera": n.create_publisher(Image, "/carla/rsu/camera/image", sensor_qos),
+    "radar": n.create_publisher(PointCloud2, "/carla/rsu/radar", sensor_qos),
+    "lidar": n.create_publisher(PointCloud2, "/carla/rsu/lidar", sensor_qos),
+    "gnss": n.create_publisher(NavSatFix, "/carla/target/gnss", sensor_qos),
 }
 preds, diags = [], []
 n.create_subscription(BeamPrediction, "/rsu/beam_prediction", preds.append,
@@ -87,7 +90,8 @@ def _model_card() -> dict:
 
 
 def _start_tracker(*params: str) -> subprocess.Popen:
-    args = ["--ros-args", "-p", f"model:={MODEL}", "-p", "diagnostics_period_s:=0.5", *params]
+    args = ["--ros-args", "-p", f"model:={MODEL}", "-p", "diagnostics_period_s:=0.5", "-p", "sensor_qos:=reliable",
+            "-p", "sync_queue_size:=30", *params]
     return popen_python(
         "import sys; from beam_tracking_ros.ros.beam_tracker_node import main; "
         f"sys.exit(main(['beam_tracker', *{args!r}]))"
@@ -182,9 +186,9 @@ def test_clock_jump_backwards_resets_the_window() -> None:
 
 def test_student_keeps_running_on_its_own_modality_when_others_die() -> None:
     card = _model_card()
-    sensors = sorted({"radar_points": "radar", "radar_maps": "radar", "gps": "gnss", "camera": "camera",
-                      "camera_motion": "camera", "lidar_bev": "lidar", "lidar_feat": "lidar"}[m]
-                     for m in card["modalities"])
+    from beam_tracking_ros.tracking import sensors_for_inputs
+
+    sensors = list(sensors_for_inputs(card["modalities"]))
     if set(sensors) == {"camera", "gnss", "lidar", "radar"}:
         pytest.skip("the shipped student uses every modality")
     tracker = _start_tracker()
@@ -204,9 +208,9 @@ def test_student_keeps_running_on_its_own_modality_when_others_die() -> None:
 
 def test_model_without_a_configured_topic_is_refused() -> None:
     card = _model_card()
-    topic_param = {"radar_points": "radar_topic", "radar_maps": "radar_topic", "gps": "gps_topic",
-                   "camera": "camera_topic", "camera_motion": "camera_topic", "lidar_bev": "lidar_topic",
-                   "lidar_feat": "lidar_topic"}[card["modalities"][0]]
+    from beam_tracking_ros.tracking import INPUT_SENSOR, SENSOR_MODALITY
+
+    topic_param = SENSOR_MODALITY[INPUT_SENSOR[card["modalities"][0]]] + "_topic"
     proc = _start_tracker("-p", f"{topic_param}:=''")
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2

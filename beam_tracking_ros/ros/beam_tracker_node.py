@@ -31,7 +31,6 @@ from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image, NavSatFix, PointCloud2
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -41,6 +40,7 @@ from ..data.preprocess import PreprocessError
 from ..tracking import SENSOR_MODALITY, BeamTracker, HorizonPrediction
 from . import convert
 from .params import declare
+from .qos import prediction_qos, qos_by_name
 from .spin import ConfigurationError, run_node
 from .topics import Topics
 
@@ -102,6 +102,9 @@ class BeamTrackerNode(Node):
         self.top_k = int(declare(self, "top_k", 3, "Number of candidate beams per horizon step in BeamPrediction."))
         queue_size = int(declare(self, "sync_queue_size", 10, "Per-topic queue of the approximate-time synchronizer."))
         slop = float(declare(self, "sync_slop_s", 0.05, "Max stamp spread (s) of one synchronized set."))
+        sensor_qos_name = declare(self, "sensor_qos", "sensor_data",
+                                  "QoS of the sensor subscriptions: sensor_data (best effort, live sensors) or "
+                                  "reliable (every message, e.g. replaying a bag with reliable publishers).")
         topic_of = {
             "camera": declare(self, "camera_topic", topics.camera, "sensor_msgs/Image topic ('' = none)."),
             "radar": declare(self, "radar_topic", topics.radar, "Radar sensor_msgs/PointCloud2 topic ('' = none)."),
@@ -123,6 +126,8 @@ class BeamTrackerNode(Node):
                             ("diagnostics_period_s", diag_period)):
             if not value > 0:
                 raise ConfigurationError(f"{name} must be > 0, got {value}")
+        if sensor_qos_name not in ("sensor_data", "reliable"):
+            raise ConfigurationError(f"sensor_qos must be sensor_data or reliable, got {sensor_qos_name!r}")
         if backend not in ("auto", "onnx", "torch"):
             raise ConfigurationError(f"backend must be auto, onnx or torch, got {backend!r}")
 
@@ -149,8 +154,8 @@ class BeamTrackerNode(Node):
         self.directions = self._beam_directions(card)
 
         mf, self.sync_backend = synchronizer_backend()
-        self.subs = [mf.Subscriber(self, SENSOR_MSG[s], self.topic_of[s], qos_profile=qos_profile_sensor_data)
-                     for s in self.sensors]
+        sub_qos = qos_by_name(sensor_qos_name, depth=max(5, queue_size))
+        self.subs = [mf.Subscriber(self, SENSOR_MSG[s], self.topic_of[s], qos_profile=sub_qos) for s in self.sensors]
         self.sync = mf.ApproximateTimeSynchronizer(self.subs, queue_size, slop)
         self.sync.registerCallback(self.on_synchronized)
         from .sync import SyncMonitor
@@ -166,8 +171,7 @@ class BeamTrackerNode(Node):
         self.errors = 0
         self.latencies = collections.deque(maxlen=2000)  # bounded: p50/p99 over the last 2000 predictions
         self.last_publish = 0.0
-        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        self.pub = self.create_publisher(BeamPrediction, out_topic, reliable)
+        self.pub = self.create_publisher(BeamPrediction, out_topic, prediction_qos())
         self.pub_markers = (self.create_publisher(MarkerArray, out_topic + "/markers", 10)
                             if self.publish_markers else None)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
