@@ -19,8 +19,8 @@ Durability: rosbags' MCAP writer buffers a chunk in memory and writes the summar
 ``metadata.yaml`` only on close. :class:`RawBagWriter` reuses :class:`~beam_tracking_ros.data.bag.BagWriter`'s
 flushing MCAP writer, and a wall-clock timer flushes every ``flush_interval_s`` even when no message
 arrives, so a recorder killed with SIGKILL loses at most about that much; ``read_bag`` recovers the
-rest without ``metadata.yaml``. SIGINT/SIGTERM (Ctrl-C, ``ros2 launch`` shutting down) close the bag
-cleanly and log a per-topic summary.
+rest without ``metadata.yaml``. SIGINT/SIGTERM (Ctrl-C, ``ros2 launch`` shutting down) first take
+what already arrived (:func:`spin_until_signal`), then close the bag cleanly and print a per-topic summary.
 
 Types and QoS: the default topics (our simulator's / the CARLA bridge's sensors, camera_info and the
 BeamObservation ground truth) have known types and are subscribed at start with the package's profiles
@@ -34,8 +34,10 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
+import signal
 import struct
 import sys
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -46,12 +48,14 @@ from rclpy.node import Node
 from ..data.bag import BagWriter, make_typestore
 from . import qos as qos_profiles
 from .params import declare
-from .spin import ConfigurationError, run_node
+from .spin import ConfigurationError
 from .topics import Topics
 
 STORAGES = ("mcap", "sqlite3")
 STAMP_SOURCES = ("header", "receive")
 DISCOVERY_PERIOD_S = 0.2
+DRAIN_QUIET_S = 0.3  # on SIGINT/SIGTERM: stop once nothing arrived for this long ...
+DRAIN_MAX_S = 2.0  # ... or after this long (ros2 launch escalates to SIGTERM after 5 s)
 _CDR_HEADER = 4  # encapsulation kind (2 bytes) + options (2 bytes) in front of every CDR payload
 _STAMP = struct.Struct("<iI")  # builtin_interfaces/Time {int32 sec, uint32 nanosec}, little-endian CDR
 _STAMP_BE = struct.Struct(">iI")
@@ -196,6 +200,7 @@ class RecorderNode(Node):
         self.writer = RawBagWriter(self.path, self.typestore, storage=storage, flush_interval=flush)
         self.counts: dict[str, int] = {t: 0 for t in self.topics}
         self.bytes = 0
+        self.lost: dict[str, int] = {}
         self.types: dict[str, str] = {}
         self.with_header: dict[str, bool] = {}
         self.subscriptions_by_topic: dict[str, Any] = {}
@@ -228,8 +233,13 @@ class RecorderNode(Node):
         self.with_header[topic] = bool(fields) and fields[0][1][1] == "std_msgs/msg/Header"
         self.types[topic] = msgtype
         self.writer.add_topic(topic, msgtype)
+        from rclpy.event_handler import SubscriptionEventCallbacks
+
+        events = SubscriptionEventCallbacks(
+            matched=lambda info, t=topic: self._on_matched(t, info),
+            message_lost=lambda info, t=topic: self._on_lost(t, info))
         self.subscriptions_by_topic[topic] = self.create_subscription(
-            cls, topic, lambda data, t=topic: self._on_message(t, data), qos, raw=True)
+            cls, topic, lambda data, t=topic: self._on_message(t, data), qos, raw=True, event_callbacks=events)
 
     def _discover(self) -> None:
         """Subscribe topics without a known type as soon as the graph advertises them."""
@@ -255,6 +265,16 @@ class RecorderNode(Node):
             self.get_logger().info(f"{topic}: recording {types[0]} ({'reliable' if reliable else 'best effort'})")
         if all(t in self.subscriptions_by_topic for t in self.topics) and self.discovery_timer is not None:
             self.discovery_timer.cancel()
+
+    def _on_matched(self, topic: str, info: Any) -> None:
+        """Say when publishers come and go: frames published before the match are not in the bag."""
+        if info.current_count_change:
+            self.get_logger().info(f"{topic}: {info.current_count} publisher(s) matched "
+                                   f"({sum(self.counts.values())} messages recorded so far)")
+
+    def _on_lost(self, topic: str, info: Any) -> None:
+        """Count samples the middleware reports lost (best-effort topics on a busy machine)."""
+        self.lost[topic] = self.lost.get(topic, 0) + int(info.total_count_change)
 
     def _on_message(self, topic: str, data: bytes) -> None:
         if self.writer is None:
@@ -290,7 +310,8 @@ class RecorderNode(Node):
         width = max(len(t) for t in self.counts)
         for topic, n in self.counts.items():
             kind = self.types.get(topic, "never published")
-            lines.append(f"  {topic:<{width}}  {n:>7}  {kind}")
+            lost = f"  ({self.lost[topic]} lost in transport)" if self.lost.get(topic) else ""
+            lines.append(f"  {topic:<{width}}  {n:>7}  {kind}{lost}")
         # stderr, not the rcl logger: on SIGINT the context (and its logging) may already be shut down
         print("recorder: " + "\n".join(lines), file=sys.stderr, flush=True)
 
@@ -299,9 +320,58 @@ class RecorderNode(Node):
         super().destroy_node()
 
 
+def spin_until_signal(node: RecorderNode, stop: threading.Event) -> None:
+    """Spin until ``stop``; then keep taking what already reached the subscriptions, and return.
+
+    Why not rclpy's own signal handling (:func:`.spin.run_node`): it shuts the context down at once, and
+    samples that arrived but were not yet taken are dropped. Under ``ros2 launch`` the simulator's exit
+    (after its last frame) makes launch send the recorder SIGINT within milliseconds, so on a busy
+    machine the last frame(s) were lost. Here SIGINT/SIGTERM only set ``stop``; the node drains until
+    no message arrived for ``DRAIN_QUIET_S`` (at most ``DRAIN_MAX_S``), then the caller closes the bag.
+    """
+    from rclpy.executors import SingleThreadedExecutor
+
+    executor = SingleThreadedExecutor(context=node.context)
+    executor.add_node(node)
+    try:
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=0.1)
+        end = time.monotonic() + DRAIN_MAX_S
+        last_count, quiet_since = -1, time.monotonic()
+        while time.monotonic() < end and time.monotonic() - quiet_since < DRAIN_QUIET_S:
+            executor.spin_once(timeout_sec=0.02)
+            count = sum(node.counts.values())
+            if count != last_count:
+                last_count, quiet_since = count, time.monotonic()
+    finally:
+        executor.remove_node(node)
+        executor.shutdown(timeout_sec=0.0)
+
+
 def main(args: list[str] | None = None) -> int:
-    """Entry point of ``ros2 run beam_tracking_ros recorder``."""
-    return run_node("recorder", RecorderNode, args)
+    """Entry point of ``ros2 run beam_tracking_ros recorder``: 0 on a clean stop, 2 on bad parameters."""
+    import rclpy
+    from rclpy.signals import SignalHandlerOptions
+
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    node = None
+    code = 0
+    try:
+        node = RecorderNode()
+        spin_until_signal(node, stop)
+    except SystemExit as exc:  # max_duration_s reached
+        code = int(exc.code or 0)
+    except ValueError as exc:  # ConfigurationError and the core's validation errors
+        print(f"recorder: invalid configuration: {exc}", file=sys.stderr)
+        code = 2
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
 
 
 if __name__ == "__main__":
