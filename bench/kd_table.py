@@ -1,0 +1,382 @@
+"""Benchmark: the claims of the three papers on the built-in simulator, as one table.
+
+    python bench/kd_table.py            # default: 2-lane and 3-lane, 3 seeds, fits in ~90 min on 2 cores
+    python bench/kd_table.py --quick    # smoke test: tiny data, 1 seed, a few steps (a few minutes)
+    python bench/kd_table.py --paper-scale   # CRKD student sizes 6M/13M/34M, more data and steps (GPU)
+
+Rows (each trained with the package's own training functions, ``beam_tracking_ros.train.trainer.fit``):
+
+* single-modality models vs the multimodal teacher (Ma et al. Table I: fusion must win);
+* the radar-only CRKD student without KD, with KD-end/-mid/-both and RKD-end/-mid/-both (CRKD Table II),
+  and its sizes without KD and with RKD-both (CRKD Table III);
+* Ma et al.'s camera+radar student (DS-Conv + single GRU) vs its teacher: parameter and FLOP ratios and
+  Top-5 across the horizon;
+* the radar-only student's MPR as a fraction of the teacher's (CRKD: 94.6 %);
+* data-free KD vs its teacher and vs standard KD (Zakeri et al.);
+* domain shift: every model trained on one layout evaluated on the other's test split (CRKD Table IV).
+
+Why this shape: every figure is a mean and a spread (std over seeds) on the *test* split, which is never
+used for model selection (the trainer keeps the epoch with the best validation loss). The datasets are
+fixed (generation seed 0); the seeds change model initialisation and batch order only. Groups (scenario,
+seed) run in parallel worker processes, one torch thread each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+LANES = (2, 3)
+RKD_METHODS = ("none", "kd-end", "kd-mid", "kd-both", "rkd-end", "rkd-mid", "rkd-both")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Everything that sets the run time: data size, seeds and optimisation steps per run."""
+
+    episodes: int
+    frames: int
+    seeds: int
+    epochs: int  # students and single-modality models (they overfit after ~15 epochs of this data)
+    teacher_epochs: int  # the teachers that the students distil from need about twice as long
+    steps_per_epoch: int
+    batch_size: int
+    df_steps: int  # generator and student steps of data-free KD
+    student_sizes: tuple[tuple[str, int], ...]  # (label, hidden) of the radar MLP
+    single_modalities: tuple[str, ...]
+    teacher_modalities: tuple[str, ...]
+    with_camera: bool  # Ma et al. rows (camera motion masks + radar maps); the costliest on a CPU
+    size_models: tuple[str, ...] = field(default=())  # registry names instead of hidden sizes (paper scale)
+
+
+QUICK = Budget(episodes=6, frames=40, seeds=1, epochs=2, teacher_epochs=2, steps_per_epoch=4, batch_size=16,
+               df_steps=10,
+               student_sizes=(("h64", 64), ("h256", 256)), single_modalities=("radar_points", "gps"),
+               teacher_modalities=("radar_points", "gps"), with_camera=True)
+DEFAULT = Budget(episodes=16, frames=150, seeds=3, epochs=20, teacher_epochs=40, steps_per_epoch=27, batch_size=64,
+                 df_steps=300,
+                 student_sizes=(("h64", 64), ("h256", 256), ("h1024", 1024)),
+                 single_modalities=("radar_points", "gps", "lidar_feat"),
+                 teacher_modalities=("radar_points", "gps"), with_camera=True)
+PAPER = Budget(episodes=50, frames=200, seeds=3, epochs=50, teacher_epochs=50, steps_per_epoch=10_000, batch_size=64,
+               df_steps=500,
+               student_sizes=(), single_modalities=("radar_points", "gps", "lidar_feat", "camera", "lidar_bev"),
+               teacher_modalities=("camera", "radar_points", "lidar_bev", "gps"), with_camera=True,
+               size_models=("student-radar-mlp-6m", "student-radar-mlp-13m", "student-radar-mlp-34m"))
+
+
+# --------------------------------------------------------------------------------------------------
+# run configurations
+# --------------------------------------------------------------------------------------------------
+def _data(root: Path, lanes: int, b: Budget, modalities: Sequence[str]) -> dict[str, Any]:
+    return {"path": str(root / f"{lanes}lane"),
+            "generate": {"lanes": lanes, "episodes": b.episodes, "frames_per_episode": b.frames, "seed": 0},
+            "modalities": list(modalities)}
+
+
+def _train(b: Budget, seed: int, lr: float = 1e-3, teacher: bool = False) -> dict[str, Any]:
+    return {"epochs": b.teacher_epochs if teacher else b.epochs, "max_steps_per_epoch": b.steps_per_epoch,
+            "batch_size": b.batch_size, "lr": lr,
+            "weight_decay": 1e-2, "optimizer": "adamw", "scheduler": "cosine", "seed": seed, "device": "cpu",
+            "focal_gamma": 2.0, "grad_clip": 5.0}
+
+
+def _cfg(name: str, role: str, data: dict[str, Any], model: str, kwargs: Mapping[str, Any], train: dict[str, Any],
+         method: str = "none", **distill: Any) -> dict[str, Any]:
+    return {"name": name, "role": role, "data": data, "model": {"name": model, "kwargs": dict(kwargs)},
+            "train": train, "distill": {"method": method, **distill}}
+
+
+TEACHER_KW = {"d_model": 64, "cnn_width": 8, "heads": 4, "layers": 1, "dropout": 0.1}
+MLP_KW = {"hidden": 256, "dropout": 0.2}
+
+
+def plan(lanes: int, seed: int, b: Budget, data_root: Path) -> list[tuple[str, dict[str, Any], str | None]]:
+    """``(run key, config dict, teacher run key or None)`` of one (scenario, seed) group, teachers first."""
+    tr, ttr = _train(b, seed), _train(b, seed, teacher=True)
+    runs: list[tuple[str, dict[str, Any], str | None]] = []
+    tm = b.teacher_modalities
+    runs.append(("teacher", _cfg("teacher", "teacher", _data(data_root, lanes, b, tm), "teacher", TEACHER_KW, ttr),
+                 None))
+    for m in b.single_modalities:
+        if (m,) != tuple(tm):
+            runs.append((f"single:{m}", _cfg(f"single_{m}", "teacher", _data(data_root, lanes, b, [m]), "teacher",
+                                             TEACHER_KW, tr), None))
+    radar = _data(data_root, lanes, b, ["radar_points"])
+    for method in RKD_METHODS:
+        extra = {"alpha": 0.5, "temperature": 2.0} if method != "none" else {}
+        runs.append((f"mlp:{method}", _cfg(f"mlp_{method}", "student", radar, "student-radar-mlp", MLP_KW, tr,
+                                           method, **extra), "teacher" if method != "none" else None))
+    sizes: list[tuple[str, str, dict[str, Any]]] = [(lab, "student-radar-mlp", {"hidden": h, "dropout": 0.2})
+                                                    for lab, h in b.student_sizes]
+    sizes += [(name.rsplit("-", 1)[-1], name, {"dropout": 0.2}) for name in b.size_models]
+    for lab, model, kw in sizes:
+        if kw.get("hidden") == MLP_KW["hidden"]:
+            continue  # the Table II rows are this size already
+        for method in ("none", "rkd-both"):
+            runs.append((f"size:{lab}:{method}", _cfg(f"mlp_{lab}_{method}", "student", radar, model, kw, tr,
+                                                      method), "teacher" if method != "none" else None))
+    if b.with_camera:
+        ma = _data(data_root, lanes, b, ["camera_motion", "radar_maps"])
+        runs.append(("ma:teacher", _cfg("ma_teacher", "teacher", ma, "teacher-ma",
+                                        {"d_model": 64, "cnn_width": 16, "heads": 4}, ttr), None))
+        runs.append(("ma:student:none", _cfg("ma_student", "student", ma, "student-ma", {}, tr), None))
+        runs.append(("ma:student:kl", _cfg("ma_student_kd", "student", ma, "student-ma", {}, tr, "kl",
+                                           alpha=0.5, temperature=2.0), "ma:teacher"))
+    lid = _data(data_root, lanes, b, ["lidar_feat"])
+    runs.append(("df:teacher", _cfg("lidar_teacher", "teacher", lid, "teacher-lidar-gru", {}, ttr), None))
+    runs.append(("df:student:none", _cfg("lidar_student", "student", lid, "student-lidar-gru", {}, tr), None))
+    runs.append(("df:student:kl", _cfg("lidar_student_kd", "student", lid, "student-lidar-gru", {}, tr, "kl",
+                                       alpha=0.5, temperature=5.0), "df:teacher"))
+    df = {"generator_steps": b.df_steps, "student_steps": b.df_steps, "batch_size": 32, "loss": "mse"}
+    runs.append(("df:student:data-free", _cfg("lidar_student_df", "student", lid, "student-lidar-gru", {}, tr,
+                                              "data-free", temperature=5.0, data_free=df), "df:teacher"))
+    return runs
+
+
+# --------------------------------------------------------------------------------------------------
+# execution
+# --------------------------------------------------------------------------------------------------
+def _summary(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    keys = ("atop1", "atop3", "atop5", "adba", "ampr", "mean_power_loss_db", "mean_rss_dbm", "top5", "mpr")
+    return {k: metrics[k] for k in keys if k in metrics}
+
+
+def run_group(args: tuple[int, int, Budget, str, str]) -> dict[str, Any]:
+    """Train every run of one (scenario, seed) group in order; returns per-run test metrics and costs."""
+    lanes, seed, b, data_root, work = args
+    import torch
+
+    torch.set_num_threads(1)
+    from beam_tracking_ros.models.registry import count_flops
+    from beam_tracking_ros.train.config import config_from_dict
+    from beam_tracking_ros.train.trainer import fit, load_run
+
+    out: dict[str, Any] = {}
+    dirs: dict[str, Path] = {}
+    for key, raw, teacher in plan(lanes, seed, b, Path(data_root)):
+        run_dir = Path(work) / f"{lanes}lane" / f"seed{seed}" / key.replace(":", "_")
+        t0 = time.time()
+        res = fit(config_from_dict(raw, key), run_dir, teacher_dir=dirs[teacher] if teacher else None,
+                  progress=False, log=lambda _msg: None)
+        dirs[key] = run_dir
+        model, card = load_run(run_dir)
+        shapes = card["model"]["input_shapes"]
+        flops = count_flops(model, {m: torch.zeros(1, *shapes[m]) for m in card["model"]["modalities"]})
+        params = int(card["model"]["parameters"])
+        out[key] = {"test": _summary(res.metrics.get("test", {})), "params": params, "flops": flops,
+                    "time_s": time.time() - t0, "dir": str(run_dir)}
+        print(f"  [{lanes}-lane seed {seed}] {key}: MPR {out[key]['test'].get('ampr', float('nan')):.3f} "
+              f"({out[key]['time_s']:.0f} s)", flush=True)
+    return {"lanes": lanes, "seed": seed, "runs": out}
+
+
+def domain_shift(groups: list[dict[str, Any]], data_root: Path) -> None:
+    """Evaluate every model on the *other* layout's test split (CRKD Table IV), in place."""
+    from beam_tracking_ros.train.trainer import evaluate_run
+
+    for g in groups:
+        other = str(data_root / f"{5 - g['lanes']}lane")
+        for r in g["runs"].values():
+            if not Path(other).exists():
+                continue
+            r["shift"] = _summary(evaluate_run(r["dir"], "test", data_path=other))
+
+
+def prior_baseline(data_root: Path) -> list[dict[str, Any]]:
+    """The label prior as a 'model': always rank beams by their training-set frequency.
+
+    Why: MPR's chance level is not 50 % here. Beams near broadside have high power for most vehicle
+    positions, so a fixed ranking already scores well; a model must beat this row, not 0.5.
+    """
+    from beam_tracking_ros.data.store import DatasetReader
+    from beam_tracking_ros.metrics import evaluate_predictions
+
+    rows = []
+    for lanes in LANES:
+        r = DatasetReader(data_root / f"{lanes}lane")
+        y_tr, y_te, pw = r.column("train", "beams"), r.column("test", "beams"), r.column("test", "powers_dbm")
+        counts = np.bincount(y_tr.ravel(), minlength=pw.shape[-1]).astype(np.float32)
+        scores = np.broadcast_to(np.log(counts + 1e-3), (len(y_te), y_te.shape[1], pw.shape[-1]))
+        rows.append({"lanes": lanes, "seed": 0, "runs": {"prior": {
+            "test": _summary(evaluate_predictions(np.ascontiguousarray(scores), y_te, pw)), "params": 0,
+            "flops": 0}}})
+    return rows
+
+
+def ensure_datasets(b: Budget, data_root: Path) -> None:
+    """Generate both layouts up front (cached by config hash), so parallel workers never race to build."""
+    from beam_tracking_ros.train.config import config_from_dict
+    from beam_tracking_ros.train.trainer import _ensure_dataset
+
+    for lanes in LANES:
+        cfg = config_from_dict(_cfg("d", "teacher", _data(data_root, lanes, b, ["gps"]), "teacher", {}, {}), "data")
+        _ensure_dataset(cfg.data)
+
+
+# --------------------------------------------------------------------------------------------------
+# the table
+# --------------------------------------------------------------------------------------------------
+def _stat(groups: list[dict[str, Any]], lanes: int, key: str, metric: str,
+          where: str = "test") -> tuple[float, float]:
+    """Mean and std over seeds of a scalar metric of run ``key`` trained on ``lanes``."""
+    vals = [g["runs"][key][where][metric] for g in groups
+            if g["lanes"] == lanes and key in g["runs"] and metric in g["runs"][key].get(where, {})]
+    if not vals:
+        return math.nan, math.nan
+    a = np.asarray(vals, dtype=float)
+    return float(a.mean()), float(a.std())
+
+
+def _fmt(ms: tuple[float, float], pct: bool = True) -> str:
+    m, s = ms
+    if math.isnan(m):
+        return "-"
+    return f"{100 * m:5.1f}±{100 * s:3.1f}" if pct else f"{m:5.2f}±{s:3.2f}"
+
+
+def _cost(groups: list[dict[str, Any]], key: str) -> tuple[int, int]:
+    for g in groups:
+        if key in g["runs"]:
+            return g["runs"][key]["params"], g["runs"][key]["flops"]
+    return 0, 0
+
+
+def _label(key: str) -> str:
+    names = {"prior": "label prior (train histogram)", "teacher": "Teacher (multimodal)",
+             "ma:teacher": "Ma teacher (camera+radar)",
+             "ma:student:none": "Ma student, no KD", "ma:student:kl": "Ma student, KD",
+             "df:teacher": "LiDAR GRU teacher", "df:student:none": "LiDAR GRU student, no KD",
+             "df:student:kl": "LiDAR GRU student, standard KD", "df:student:data-free": "LiDAR student, data-free KD"}
+    if key in names:
+        return names[key]
+    if key.startswith("single:"):
+        return f"single modality: {key.split(':', 1)[1]}"
+    if key.startswith("mlp:"):
+        m = key.split(":", 1)[1]
+        return "radar MLP, no KD" if m == "none" else f"radar MLP, {m.upper()}"
+    if key.startswith("size:"):
+        _, lab, m = key.split(":")
+        return f"radar MLP {lab}, {'no KD' if m == 'none' else m.upper()}"
+    return key
+
+
+def table(groups: list[dict[str, Any]], teacher_mods: Sequence[str]) -> str:
+    keys: list[str] = []
+    for g in groups:
+        keys += [k for k in g["runs"] if k not in keys]
+    fusion = [k for k in keys if k in ("prior", "teacher") or k.startswith("single:")]
+    sections = [("Fusion vs single modality (Ma Table I)", fusion),
+                ("Radar-only student, KD methods (CRKD Table II)", [k for k in keys if k.startswith("mlp:")]),
+                ("Student sizes (CRKD Table III)", [k for k in keys if k.startswith("size:")]),
+                ("Camera+radar student (Ma et al.)", [k for k in keys if k.startswith("ma:")]),
+                ("Data-free KD (Zakeri et al.)", [k for k in keys if k.startswith("df:")])]
+    head = (f"{'model':34s} {'params':>9s} {'MFLOPs':>8s} | " + " | ".join(
+        f"{n}-lane MPR %   Top-1 %     Top-3 %     loss dB    " for n in LANES) + " | shift 2->3 MPR  shift 3->2 MPR")
+    lines = [f"teacher modalities: {', '.join(teacher_mods)}; mean±std over seeds, test split", head, "-" * len(head)]
+    for title, ks in sections:
+        if not ks:
+            continue
+        lines.append(f"== {title}")
+        for k in ks:
+            p, f = _cost(groups, k)
+            row = f"{_label(k):34s} {p:9d} {f / 1e6:8.2f} | "
+            row += " | ".join(
+                f"{_fmt(_stat(groups, n, k, 'ampr')):11s} {_fmt(_stat(groups, n, k, 'atop1')):11s} "
+                f"{_fmt(_stat(groups, n, k, 'atop3')):11s} "
+                f"{_fmt(_stat(groups, n, k, 'mean_power_loss_db'), False):10s}"
+                for n in LANES)
+            shift = [_fmt(_stat(groups, n, k, "ampr", "shift")) for n in LANES]
+            row += f" | {shift[0]:14s} {shift[1]:14s}"
+            lines.append(row)
+    lines.append("== Claims")
+    for n in LANES:
+        t = _stat(groups, n, "teacher", "ampr")[0]
+        best_single = max((_stat(groups, n, k, "ampr")[0] for k in keys if k.startswith("single:")), default=math.nan)
+        lines.append(f"{n}-lane: fusion MPR {100 * t:.1f}% vs best single modality {100 * best_single:.1f}% "
+                     f"-> fusion {'wins' if t > best_single else 'does NOT win'}; label prior "
+                     f"{100 * _stat(groups, n, 'prior', 'ampr')[0]:.1f}%")
+        s = _stat(groups, n, "mlp:rkd-both", "ampr")[0]
+        s0 = _stat(groups, n, "mlp:none", "ampr")[0]
+        lines.append(f"{n}-lane: radar-only RKD-both student MPR = {100 * s / t:.1f}% of the teacher's "
+                     f"(no KD: {100 * s0 / t:.1f}%; CRKD: 94.6%)")
+        dft, dfs, dfk = (_stat(groups, n, k, "ampr")[0] for k in ("df:teacher", "df:student:data-free",
+                                                                 "df:student:kl"))
+        lines.append(f"{n}-lane: data-free KD MPR {100 * dfs:.1f}% vs teacher {100 * dft:.1f}% vs standard KD "
+                     f"{100 * dfk:.1f}%")
+        top5 = [g["runs"]["ma:student:kl"]["test"].get("top5") for g in groups
+                if g["lanes"] == n and "ma:student:kl" in g["runs"]]
+        top5 = [t5 for t5 in top5 if t5]
+        if top5:
+            per = np.mean(np.asarray(top5, dtype=float), axis=0)
+            lines.append(f"{n}-lane: Ma student (KD) Top-5 per horizon step: "
+                         + ", ".join(f"t+{i} {100 * v:.1f}%" for i, v in enumerate(per)) + " (Ma et al.: > 96%)")
+    (tp, tf), (sp, sf) = _cost(groups, "ma:teacher"), _cost(groups, "ma:student:kl")
+    if sp and sf:
+        lines.append(f"Ma student vs teacher: {tp / sp:.1f}x fewer parameters, {tf / sf:.1f}x fewer FLOPs "
+                     "(Ma et al.: 27x, 4x)")
+    (tp, _), (sp, _) = _cost(groups, "teacher"), _cost(groups, "mlp:rkd-both")
+    if sp:
+        lines.append(f"radar MLP student / teacher parameters: {100 * sp / tp:.0f}% (CRKD: 10%)")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="smoke test: tiny data, 1 seed, a few steps")
+    mode.add_argument("--paper-scale", action="store_true", help="CRKD sizes and steps (for GPU users)")
+    ap.add_argument("--seeds", type=int, help="override the number of seeds")
+    ap.add_argument("--jobs", type=int, default=2, help="parallel (scenario, seed) groups (default 2)")
+    ap.add_argument("--data-root", type=Path, help="dataset cache (default data/bench or data/bench_quick)")
+    ap.add_argument("--work", type=Path, help="run directories (default: a temporary directory)")
+    ap.add_argument("--json", type=Path, help="also write all results here")
+    a = ap.parse_args(argv)
+    b = QUICK if a.quick else PAPER if a.paper_scale else DEFAULT
+    if a.seeds is not None:
+        if a.seeds < 1:
+            ap.error("--seeds must be >= 1")
+        b = Budget(**{**b.__dict__, "seeds": a.seeds})
+    if a.jobs < 1:
+        ap.error("--jobs must be >= 1")
+    data_root = (a.data_root or ROOT / "data" / ("bench_quick" if a.quick else "bench")).resolve()
+    t0 = time.time()
+    print(f"datasets under {data_root} ({b.episodes} episodes x {b.frames} frames per layout)", flush=True)
+    ensure_datasets(b, data_root)
+    with tempfile.TemporaryDirectory(prefix="kd_table_") as tmp:
+        work = str((a.work or Path(tmp)).resolve())
+        jobs = [(lanes, seed, b, str(data_root), work) for seed in range(b.seeds) for lanes in LANES]
+        if a.jobs == 1:
+            groups = [run_group(j) for j in jobs]
+        else:
+            os.environ.setdefault("OMP_NUM_THREADS", "1")
+            with ProcessPoolExecutor(max_workers=a.jobs) as pool:
+                groups = list(pool.map(run_group, jobs))
+        domain_shift(groups, data_root)
+    text = table(prior_baseline(data_root) + groups, b.teacher_modalities)
+    mode_name = "quick" if a.quick else "paper-scale" if a.paper_scale else "default"
+    print(f"\n{text}\n\nmode {mode_name}, {b.seeds} seed(s), run time {(time.time() - t0) / 60:.1f} min")
+    if a.json:
+        a.json.write_text(json.dumps({"budget": b.__dict__, "groups": groups}, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
