@@ -246,3 +246,77 @@ def test_record_launch_records_n_episodes_and_ends(tmp_path: Path) -> None:
     assert gaps <= {100}, gaps
     episodes = Counter(int(b.episode) for b in beams)
     assert max(episodes) == 2 and all(episodes[e] == 30 for e in episodes if e > min(episodes)), episodes
+
+
+# ------------------------------------------------------------------------------------------------
+# trainer: bags -> dataset -> teacher -> student -> models/
+# ------------------------------------------------------------------------------------------------
+def _simulated_bag(path: Path, episodes: int, frames: int) -> None:
+    """A bag as the recorder writes it from the simulator node (same converters, rosbags types)."""
+    from beam_tracking_ros.data.bag import BagWriter, make_typestore
+    from beam_tracking_ros.ros import convert
+    from beam_tracking_ros.ros.topics import Topics, codebook_id
+    from beam_tracking_ros.sim import SimConfig, Simulator
+
+    ts, t = make_typestore(), Topics()
+    with BagWriter(path, ts) as w:
+        n = 0
+        for ep in range(episodes):
+            sim = Simulator(SimConfig(seed=ep, arrival_rate=2.0))
+            cb = codebook_id(sim.config.channel, sim.n_beams)
+            for _ in range(frames):
+                f = sim.step()
+                st = convert.stamp_from_ns(1_700_000_000_000_000_000 + n * 100_000_000, types=ts)
+                n += 1
+                w.write(t.camera, convert.image_to_msg(f.camera, st, t.frame("camera"), types=ts))
+                w.write(t.radar, convert.radar_to_msg(f.radar, st, t.frame("radar"), types=ts))
+                w.write(t.lidar, convert.lidar_to_msg(f.lidar, st, t.frame("lidar"), types=ts))
+                if f.gnss is not None:
+                    w.write(t.gnss, convert.gnss_to_msg(*map(float, f.gnss), st, "target/gnss", types=ts))
+                w.write(t.beam_observation, convert.beam_label_to_msg(
+                    f.beam, st, t.frame("mmwave_array"), episode=ep, codebook_id=cb, types=ts))
+
+
+@requires_ros
+def test_trainer_rejects_bad_parameters_before_training(tmp_path: Path) -> None:
+    """Parameters (ROS and CLI) reach the pipeline; bad ones exit 2 naming the parameter, nothing trained."""
+    (tmp_path / "mymodels" / "teacher").mkdir(parents=True)
+    (tmp_path / "not_a_bag").mkdir()
+    cases = (
+        (["--ros-args", "-p", f"bags:=[{tmp_path / 'missing'}]"], "bags"),
+        (["--ros-args", "-p", f"bags:=[{tmp_path / 'not_a_bag'}]"], "bags"),
+        (["--ros-args", "-p", f"dataset:={tmp_path / 'nothing'}"], "dataset"),
+        (["--ros-args", "-p", "epochs:=-1"], "epochs"),
+        (["--teacher-config", str(tmp_path / "none.yaml")], "none.yaml"),
+        (["--models-dir", str(tmp_path / "mymodels"), "--runs-dir", str(tmp_path / "runs")], "models_dir"),
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    for args, word in cases:
+        res = subprocess.run([sys.executable, "-m", "beam_tracking_ros.ros.trainer_node", *args],
+                             capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
+        assert res.returncode == 2, (args, res.stdout[-500:], res.stderr[-1500:])
+        assert word in res.stderr, (args, res.stderr[-1500:])
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "data").exists()
+
+
+@pytest.mark.slow
+@requires_ros
+def test_trainer_builds_trains_distills_and_exports_from_bags(tmp_path: Path) -> None:
+    import json
+
+    from beam_tracking_ros.ros.trainer_node import TrainerOptions, run_pipeline
+
+    bags = tmp_path / "bags"
+    bags.mkdir()
+    _simulated_bag(bags / "b1", episodes=5, frames=24)
+    opts = TrainerOptions(bags=[str(bags)], dataset=str(tmp_path / "ds"), models_dir=str(tmp_path / "models"),
+                          runs_dir=str(tmp_path / "runs"), epochs=1, device="cpu", P=4, H=2)
+    out = run_pipeline(opts)
+    assert set(out) == {"teacher", "student"}
+    for role, d in out.items():
+        card = json.loads((d / "model_card.json").read_text())
+        assert card["role"] == role and (d / "model.onnx").is_file() and (d / "model.pt").is_file()
+    assert (tmp_path / "runs" / "teacher" / "metrics_test.json").is_file()
+    # a second run reuses the dataset and refuses to overwrite the models unless asked
+    with pytest.raises(ValueError, match="models_dir"):
+        run_pipeline(opts)

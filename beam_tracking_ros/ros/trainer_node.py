@@ -1,0 +1,268 @@
+"""Offline trainer: bags or a dataset -> teacher -> distilled student -> evaluated, exported models.
+
+    ros2 run beam_tracking_ros trainer --ros-args -p bags:="['bags/run1']" -p epochs:=4
+    ros2 run beam_tracking_ros trainer                          # the configs' own generated dataset
+    python -m beam_tracking_ros.ros.trainer_node --bags bags/run1 --epochs 4      # same, without ROS
+
+One pipeline, three ways in: :func:`run_pipeline` (a plain function), the argparse CLI and the ROS node
+(``--ros-args`` parameters). Each step is the existing command-line tool called in-process through
+:func:`beam_tracking_ros.cli.main` (``dataset build``, ``train``, ``distill``, ``evaluate``, ``export``),
+so the trainer does exactly what a user typing those commands would and reports the same errors.
+
+The dataset: with ``bags`` it is built from them (data/bag.py: the live node's synchronization and
+preprocessing) into ``dataset`` -- or reused when ``dataset`` already holds a complete one and
+``rebuild`` is false; with only ``dataset`` that one is used; with neither, the teacher config's
+``data.generate`` spec simulates it (``data.path``, cached by the spec's hash). Both configs are
+pointed at the same dataset (the student is distilled on the teacher's data).
+
+Why a node at all: parameters and ``ros2 run`` are how ROS users drive the package; the node only reads
+its parameters and exits, because training needs no graph and minutes of blocking in a spinning node
+would only hide it from ``ros2 node list`` hygiene.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+DEFAULT_TEACHER = "config/train/default_teacher.yaml"
+DEFAULT_STUDENT = "config/train/default_student.yaml"
+
+
+class PipelineError(RuntimeError):
+    """A step of the pipeline failed; ``code`` is that step's exit code (2 usage/config, 1 runtime)."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class TrainerOptions:
+    """What the trainer does; the CLI flags and the node's parameters map onto these fields 1:1."""
+
+    bags: list[str] = field(default_factory=list)
+    dataset: str = ""
+    teacher_config: str = DEFAULT_TEACHER
+    student_config: str = DEFAULT_STUDENT
+    models_dir: str = "models"
+    runs_dir: str = ""
+    method: str = ""
+    epochs: int = 0
+    device: str = ""
+    P: int = 8
+    H: int = 3
+    rebuild: bool = False
+    recover: bool = False
+    overwrite: bool = False
+
+    def validate(self) -> None:
+        if self.epochs < 0:
+            raise ValueError(f"epochs must be >= 0 (0 = the configs' own), got {self.epochs}")
+        if self.P < 1 or self.H < 0:
+            raise ValueError(f"P must be >= 1 and H >= 0, got P={self.P}, H={self.H}")
+
+
+def resolve_config(path: str) -> Path:
+    """``path`` as given, else relative to the package root / installed share dir (configs ship there)."""
+    p = Path(path).expanduser()
+    if p.is_file() or p.is_absolute():
+        return p
+    roots = [os.environ.get("BEAM_TRACKING_ROS_ROOT", "")]
+    roots += [str(Path(prefix) / "share" / "beam_tracking_ros")
+              for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if prefix]
+    roots.append(str(Path(__file__).resolve().parents[2]))
+    for root in roots:
+        if root and (Path(root) / p).is_file():
+            return Path(root) / p
+    raise ValueError(f"config file {path!r} not found (looked here and under {[r for r in roots if r]})")
+
+
+def find_bags(paths: Sequence[str]) -> list[str]:
+    """Bag directories / .mcap files of ``paths``; a directory of bags expands to the bags inside it."""
+    out: list[str] = []
+    for raw in paths:
+        p = Path(raw).expanduser()
+        if not p.exists():
+            raise ValueError(f"bags: {p} does not exist")
+        if p.is_file() or (p / "metadata.yaml").is_file() or any(p.glob("*.mcap")) or any(p.glob("*.db3")):
+            out.append(str(p))
+            continue
+        inner = sorted(str(c) for c in p.iterdir() if c.is_dir() and ((c / "metadata.yaml").is_file()
+                                                                      or any(c.glob("*.mcap"))))
+        if not inner:
+            raise ValueError(f"bags: {p} is neither a rosbag2 nor a directory of rosbag2s")
+        out += inner
+    return out
+
+
+def _cli(argv: list[str]) -> None:
+    """Run one ``beam-tracking`` command in-process; a non-zero exit becomes :class:`PipelineError`."""
+    from beam_tracking_ros.cli import main as beam_tracking
+
+    print(f"\n$ {shlex.join(['beam-tracking', *argv])}", flush=True)
+    code = beam_tracking(argv)
+    if code:
+        raise PipelineError(f"`beam-tracking {argv[0]}` failed (exit {code}); see its message above", code)
+
+
+def run_pipeline(opts: TrainerOptions) -> dict[str, Path]:
+    """Build or reuse the dataset, train the teacher, distill the student, evaluate and export both.
+
+    Returns {'teacher': models dir, 'student': models dir}. Raises ValueError for bad options (before
+    anything is trained) and :class:`PipelineError` when a step fails.
+    """
+    from beam_tracking_ros.train.config import load_config
+
+    opts.validate()
+    bags = find_bags(opts.bags) if opts.bags else []
+    dataset = opts.dataset
+    if bags and not dataset:
+        dataset = str(Path("data") / Path(opts.bags[0]).expanduser().resolve().name)
+    if dataset and not bags:
+        from beam_tracking_ros.data.store import is_complete
+
+        if not is_complete(dataset):
+            raise ValueError(f"dataset: {dataset} is not a complete dataset (no manifest.json); "
+                             "give bags to build it, or build it with `beam-tracking dataset build|generate`")
+    teacher_cfg_path, student_cfg_path = resolve_config(opts.teacher_config), resolve_config(opts.student_config)
+    data: list[str] = []
+    if dataset:
+        data = ["data.path=" + str(Path(dataset).expanduser()), "data.generate=null"]
+    common = [f"train.epochs={opts.epochs}"] if opts.epochs else []
+    teacher_cfg = load_config(teacher_cfg_path, data + common)
+    student_cfg = load_config(student_cfg_path, data + common)
+    models = Path(opts.models_dir).expanduser()
+    out = {"teacher": models / teacher_cfg.name, "student": models / student_cfg.name}
+    for role, d in out.items():  # fail now, not after an hour of training
+        if d.exists() and not opts.overwrite:
+            raise ValueError(f"models_dir: {d} ({role}) exists already; set overwrite or choose another models_dir")
+    runs = Path(opts.runs_dir or Path("runs") / datetime.now().strftime("trainer-%Y%m%d-%H%M%S")).expanduser()
+    teacher_run, student_run = runs / teacher_cfg.name, runs / student_cfg.name
+
+    # 1. the dataset
+    if bags:
+        from beam_tracking_ros.data.store import is_complete
+
+        if is_complete(dataset) and not opts.rebuild:
+            print(f"reusing the dataset in {dataset} (set rebuild to build it again from {len(bags)} bag(s))")
+        else:
+            _cli(["dataset", "build", "--out", dataset, *bags, "--P", str(opts.P), "--H", str(opts.H)]
+                 + (["--recover"] if opts.recover else []))
+    # (a dataset without bags is used as it is; neither: `train` generates the configs' data.generate dataset)
+
+    sets = [a for o in data + common for a in ("--set", o)]
+    device = ["--device", opts.device] if opts.device else []
+    # 2. teacher, 3. student
+    _cli(["train", "--config", str(teacher_cfg_path), "--out", str(teacher_run), "--no-progress", *sets, *device])
+    method = ["--method", opts.method] if opts.method else []
+    _cli(["distill", "--config", str(student_cfg_path), "--teacher", str(teacher_run), "--out", str(student_run),
+          "--no-progress", *method, *sets, *device])
+    # 4. evaluate on the test split, 5. export with the model cards
+    for role, run in (("teacher", teacher_run), ("student", student_run)):
+        _cli(["evaluate", str(run), "--split", "test"])
+        _cli(["export", str(run), "--out", str(out[role])] + (["--overwrite"] if opts.overwrite else []))
+
+    print("\nmodels:")
+    for role, d in out.items():
+        print(f"  {role:<8} {d.resolve()}")
+    print("run the tracker with the student (built-in simulator, or CARLA when a server answers):")
+    print(f"  ros2 launch beam_tracking_ros carla_bridge.launch.py model:={out['student'].resolve()}")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# entry points
+# ----------------------------------------------------------------------------------------------
+_HELP = {
+    "bags": "rosbag2 directories (or directories of them) to build the dataset from",
+    "dataset": "dataset directory: written from the bags (default data/<first bag's name>), or an existing "
+               "dataset to train on",
+    "teacher_config": "teacher training config (YAML)",
+    "student_config": "student distillation config (YAML)",
+    "models_dir": "where models/<name>/ are exported",
+    "runs_dir": "training runs directory (default runs/trainer-<date-time>)",
+    "method": "distillation method overriding the student config (kd-end ... rkd-both, data-free)",
+    "epochs": "epochs for both models; 0 = the configs' own",
+    "device": "training device overriding the configs (cpu, cuda, auto)",
+    "P": "observation window of a dataset built from bags (past frames)",
+    "H": "future labels of a dataset built from bags",
+    "rebuild": "rebuild the dataset from the bags even if a complete one exists",
+    "recover": "read bags whose recorder was killed (no metadata.yaml)",
+    "overwrite": "replace existing models/<name>/ directories",
+}
+
+
+def _parse_cli(argv: Sequence[str]) -> TrainerOptions:
+    d = TrainerOptions()
+    p = argparse.ArgumentParser(prog="trainer", description=__doc__.split("\n\n")[0])
+    p.add_argument("--bags", nargs="+", default=[], help=_HELP["bags"])
+    for name in ("dataset", "teacher_config", "student_config", "models_dir", "runs_dir", "method", "device"):
+        p.add_argument("--" + name.replace("_", "-"), dest=name, default=getattr(d, name), help=_HELP[name])
+    for name in ("epochs", "P", "H"):
+        p.add_argument("--" + name, dest=name, type=int, default=getattr(d, name), help=_HELP[name])
+    for name in ("rebuild", "recover", "overwrite"):
+        p.add_argument("--" + name, dest=name, action="store_true", help=_HELP[name])
+    a = p.parse_args(list(argv))
+    return TrainerOptions(**vars(a))
+
+
+def _options_from_ros(argv: Sequence[str]) -> TrainerOptions:
+    """Declare the options as described node parameters, read them, and leave ROS again."""
+    import rclpy
+    from rclpy.node import Node
+
+    from .params import declare
+
+    rclpy.init(args=list(argv))
+    try:
+        node = Node("trainer")
+        d = TrainerOptions()
+        values: dict[str, Any] = {}
+        for name, desc in _HELP.items():
+            default = getattr(d, name)
+            if name == "bags":  # an empty list has no ROS type: a typed parameter without default
+                from rcl_interfaces.msg import ParameterDescriptor
+                from rclpy.exceptions import ParameterUninitializedException
+                from rclpy.parameter import Parameter
+
+                node.declare_parameter(name, Parameter.Type.STRING_ARRAY, ParameterDescriptor(description=desc))
+                try:
+                    values[name] = [str(b) for b in node.get_parameter(name).value if str(b)]
+                except ParameterUninitializedException:
+                    values[name] = []
+            else:
+                values[name] = declare(node, name, default, desc)
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown()
+    return TrainerOptions(**values)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``ros2 run beam_tracking_ros trainer [--ros-args -p ...]`` or the plain CLI flags."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        opts = _options_from_ros(["trainer", *argv]) if "--ros-args" in argv else _parse_cli(argv)
+        run_pipeline(opts)
+    except PipelineError as exc:
+        print(f"trainer: {exc}", file=sys.stderr)
+        return exc.code
+    except ValueError as exc:
+        print(f"trainer: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("trainer: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
