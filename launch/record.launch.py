@@ -66,7 +66,9 @@ def generate_launch_description() -> LaunchDescription:
         ),
         TimerAction(period=LaunchConfiguration("start_delay"), actions=[Node(
             package="beam_tracking_ros", executable="simulator", name="simulator", output="screen",
-            parameters=[LaunchConfiguration("sim_params_file"), scenario],
+            parameters=[LaunchConfiguration("sim_params_file"), scenario,
+                        # and it waits (bounded) for the recorder's ground-truth subscription to match
+                        {"wait_for_subscriber_s": 15.0}],
             on_exit=Shutdown(reason="the simulator finished its episodes"),
         )]),
     ])

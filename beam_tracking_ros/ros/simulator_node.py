@@ -62,8 +62,11 @@ class SimulatorNode(Node):
         self.episodes = int(declare(self, "episodes", 0, "Stop after this many episodes; 0 = never."))
         speed = float(declare(self, "realtime_factor", 1.0,
                               "Simulated seconds per wall second (<= 0: as fast as possible)."))
-        if self.episode_frames < 0 or self.episodes < 0:
-            raise ValueError("episode_frames and episodes must be >= 0")
+        self.wait_s = float(declare(self, "wait_for_subscriber_s", 0.0,
+                                    "Before the first frame, wait up to this long for a subscriber of the ground "
+                                    "truth (a recorder), so a recording starts with frame 0; 0 = start at once."))
+        if self.episode_frames < 0 or self.episodes < 0 or self.wait_s < 0:
+            raise ValueError("episode_frames, episodes and wait_for_subscriber_s must be >= 0")
         self.base_config: SimConfig = sim_config_from_params(params)
         self.topics = Topics(role=role, target_role=target_role)
         self.episode = 0
@@ -110,6 +113,9 @@ class SimulatorNode(Node):
     def tick(self) -> None:
         if not self.context.ok():
             return
+        if (self.frames_published == 0 and self.wait_s > 0 and self.pub_beam.get_subscription_count() == 0
+                and time.time() - self.t0 < self.wait_s):
+            return  # DDS discovery of a late recorder can take seconds on a busy machine
         if self.episode_frames and self.sim.frame_index >= self.episode_frames and not self.next_episode():
             self.get_logger().info(f"done: {self.episode} episode(s), {self.frames_published} frames")
             self.timer.cancel()
