@@ -240,11 +240,13 @@ def record_once(bench: Bench, args: argparse.Namespace, rtf: float, attempt: int
                                    f"recorder_{attempt}.log")
         try:
             wait_for_text(rec, rec_log, "recording", timeout=120)
-            # as record.launch.py's start_delay: without it the first ~0.5 s of frames are published before
-            # discovery matched the recorder (measured: 54 of 600 frames lost at realtime_factor 0)
+            # as record.launch.py: a start delay, and the simulator waits (bounded) for the recorder's
+            # ground-truth subscription; without the wait the first ~0.5 s of frames went out before DDS
+            # discovery matched the recorder (measured: 46-100 of 600 frames lost at realtime_factor 0)
             time.sleep(args.start_delay)
             sim, sim_log = bench.start(python_node("beam_tracking_ros.ros.simulator_node",
-                                                   sim_params(args, args.seed, args.episodes, rtf)),
+                                                   {**sim_params(args, args.seed, args.episodes, rtf),
+                                                    "wait_for_subscriber_s": 15.0}),
                                        f"simulator_{attempt}.log")
             try:
                 code = sim.wait(timeout=timeout)
@@ -347,8 +349,10 @@ def live(bench: Bench, args: argparse.Namespace, model: Path) -> dict[str, float
         evaluator, eval_log = bench.start(python_node("beam_tracking_ros.ros.live_eval_node",
                                                       {"duration_s": 0.0, "report_period_s": 1.0}), "live_eval.log")
         time.sleep(2.0)  # the evaluator's subscriptions must be matched before the first frame
+        # the simulator waits (bounded) for the evaluator's ground-truth subscription before frame 0
         sim, sim_log = bench.start(python_node("beam_tracking_ros.ros.simulator_node",
-                                               sim_params(args, args.live_seed, args.live_episodes, 1.0)),
+                                               {**sim_params(args, args.live_seed, args.live_episodes, 1.0),
+                                                "wait_for_subscriber_s": 15.0}),
                                    "live_simulator.log")
         try:
             code = sim.wait(timeout=seconds * 3 + 120)
