@@ -134,8 +134,10 @@ def plan(lanes: int, seed: int, b: Budget, data_root: Path) -> list[tuple[str, d
                                                       method), "teacher" if method != "none" else None))
     if b.with_camera:
         ma = _data(data_root, lanes, b, ["camera_motion", "radar_maps"])
+        # the student budget for this teacher too: its 64x64 CNNs cost ~5x a radar step, and the rows it
+        # feeds (parameter/FLOP ratios, the student's Top-5) do not need a fully converged teacher
         runs.append(("ma:teacher", _cfg("ma_teacher", "teacher", ma, "teacher-ma",
-                                        {"d_model": 64, "cnn_width": 16, "heads": 4}, ttr), None))
+                                        {"d_model": 64, "cnn_width": 16, "heads": 4}, tr), None))
         runs.append(("ma:student:none", _cfg("ma_student", "student", ma, "student-ma", {}, tr), None))
         runs.append(("ma:student:kl", _cfg("ma_student_kd", "student", ma, "student-ma", {}, tr, "kl",
                                            alpha=0.5, temperature=2.0), "ma:teacher"))
