@@ -8,34 +8,11 @@ machine can never pick the same one; subprocesses inherit it through the environ
 
 from __future__ import annotations
 
-import fcntl
 import os
-import random
-import tempfile
-from pathlib import Path
-from typing import IO
 
-# Fast DDS supports domain ids 0..232; 0 is everybody's default and 201..232 are left to the
-# benchmarks (bench/full_loop.py), so the tests take 11..200.
-_TEST_DOMAINS = range(11, 201)
+from ros_testing import claim_domain
 
-
-def _claim_domain() -> tuple[int, IO[str]]:
-    ids = list(_TEST_DOMAINS)
-    random.Random(os.getpid() ^ int.from_bytes(os.urandom(4), "little")).shuffle(ids)
-    lock_dir = Path(tempfile.gettempdir())
-    for domain in ids:
-        handle = open(lock_dir / f"beam_tracking_ros.ros_domain.{domain}.lock", "w")  # noqa: SIM115 (held open)
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            continue
-        return domain, handle
-    raise RuntimeError(f"every test ROS_DOMAIN_ID in {_TEST_DOMAINS} is held by another test session")
-
-
-_DOMAIN, _DOMAIN_LOCK = _claim_domain()
+_DOMAIN, _DOMAIN_LOCK = claim_domain()
 os.environ["ROS_DOMAIN_ID"] = str(_DOMAIN)
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.pop("ROS_LOCALHOST_ONLY", None)  # deprecated in favour of the variable above

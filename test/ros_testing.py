@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import random
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -45,3 +49,28 @@ def popen_python(code: str, **kwargs) -> subprocess.Popen:
         [sys.executable, "-c", textwrap.dedent(code)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(), **kwargs,
     )
+
+
+# Fast DDS supports domain ids 0..232; 0 is everybody's default and 201..232 are left to the
+# benchmarks (bench/full_loop.py), so the tests take 11..200.
+TEST_DOMAINS = range(11, 201)
+
+
+def claim_domain() -> tuple[int, IO[str]]:
+    """A ROS_DOMAIN_ID no other test session on this machine holds, and the lock that holds it.
+
+    The lock is an exclusive flock on a file named after the id, kept while the returned handle is
+    open (the session's lifetime for conftest's claim), so concurrent sessions never share a domain.
+    """
+    ids = list(TEST_DOMAINS)
+    random.Random(os.getpid() ^ int.from_bytes(os.urandom(4), "little")).shuffle(ids)
+    lock_dir = Path(tempfile.gettempdir())
+    for domain in ids:
+        handle = open(lock_dir / f"beam_tracking_ros.ros_domain.{domain}.lock", "w")  # noqa: SIM115 (held open)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        return domain, handle
+    raise RuntimeError(f"every test ROS_DOMAIN_ID in {TEST_DOMAINS} is held by another test session")

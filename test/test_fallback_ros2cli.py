@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-import random
+import os
 import subprocess
 import sys
 import time
@@ -30,7 +30,7 @@ def prefix(tmp_path: Path) -> Path:
 @pytest.fixture
 def env(prefix: Path, tmp_path: Path) -> dict[str, str]:
     env = prefix_tools.fallback_env(prefix, tmp_path / "log")
-    env["ROS_DOMAIN_ID"] = str(random.randint(120, 220))  # parallel runs never hear each other
+    env["ROS_DOMAIN_ID"] = os.environ["ROS_DOMAIN_ID"]  # the session's own (conftest): runs never hear each other
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     return env
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ros_testing import REPO, requires_ros
+from ros_testing import REPO, claim_domain, requires_ros
 
 TOPIC_TYPES = {
     "/carla/rsu/camera/image": "sensor_msgs/msg/Image",
@@ -229,7 +229,8 @@ def test_record_launch_records_n_episodes_and_ends(tmp_path: Path) -> None:
     assert ros2, "ros2 (real or the package's fallback from `make bootstrap`) is not on PATH"
     bag = tmp_path / "bag"
     # own DDS domain: the module's simulator must not be recorded too
-    env = {**os.environ, "ROS_DOMAIN_ID": str((int(os.environ.get("ROS_DOMAIN_ID", "0")) + 17) % 200 + 11)}
+    domain, _lock = claim_domain()  # held until the test returns
+    env = {**os.environ, "ROS_DOMAIN_ID": str(domain)}
     res = subprocess.run([ros2, "launch", str(REPO / "launch" / "record.launch.py"), f"bag:={bag}", "episodes:=3",
                           "episode_frames:=30", "realtime_factor:=2", "seed:=7", "lanes:=3", "start_delay:=1.0"],
                          capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
