@@ -37,6 +37,7 @@ from beam_tracking_ros.ros import convert
 from beam_tracking_ros.sim import SimConfig, Simulator
 
 rate, seconds, sensors = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3].split(",")
+width, height = map(int, sys.argv[4].split("x"))
 rclpy.init()
 n = rclpy.create_node("latency_player")
 pubs = {
@@ -54,7 +55,8 @@ deadline = time.time() + 60
 while time.time() < deadline and any(pubs[s].get_subscription_count() == 0 for s in sensors):
     rclpy.spin_once(n, timeout_sec=0.05)
 time.sleep(1.0)
-sim = Simulator(SimConfig(seed=11, arrival_rate=1.5))
+from beam_tracking_ros.sim import CameraConfig
+sim = Simulator(SimConfig(seed=11, arrival_rate=1.5, camera=CameraConfig(width=width, height=height)))
 frames = [sim.step() for _ in range(200)]  # played in a loop: publishing, not simulating, is measured
 period = 1.0 / rate
 count = int(seconds * rate)
@@ -92,7 +94,7 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def run(model: str, rate: float, seconds: float, backend: str, transport: str) -> dict:
+def run(model: str, rate: float, seconds: float, backend: str, transport: str, camera: str) -> dict:
     card = json.loads((REPO / "models" / model / "model_card.json").read_text())
     sensors = ["camera", "radar", "lidar", "gnss"]  # all four publish, whatever the model reads
     env = os.environ.copy()
@@ -107,7 +109,7 @@ def run(model: str, rate: float, seconds: float, backend: str, transport: str) -
     try:
         time.sleep(3.0)  # model load, ONNX Runtime warm-up
         cpu0, wall0 = cpu_seconds(tracker.pid), time.time()
-        res = subprocess.run([sys.executable, "-c", PLAYER, str(rate), str(seconds), ",".join(sensors)],
+        res = subprocess.run([sys.executable, "-c", PLAYER, str(rate), str(seconds), ",".join(sensors), camera],
                              capture_output=True, text=True, timeout=seconds + 120, env=env)
         cpu1, wall1 = cpu_seconds(tracker.pid), time.time()
     finally:
@@ -121,7 +123,8 @@ def run(model: str, rate: float, seconds: float, backend: str, transport: str) -
     e2e = [(g[0] - g[1]) * 1e3 for g in got]
     expected = data["sent"] - (card["P"] - 1)
     return {
-        "model": model, "transport": transport, "role": card["role"], "inputs": "+".join(card["modalities"]),
+        "model": model, "transport": transport, "camera": camera, "role": card["role"],
+        "inputs": "+".join(card["modalities"]),
         "backend": backend,
         "params": card["parameters"], "flops": card["flops"],
         "node_p50": percentile(node, 50), "node_p99": percentile(node, 99),
@@ -139,14 +142,17 @@ def main() -> int:
     parser.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"])
     parser.add_argument("--transport", default="shm", choices=["shm", "default", "both"],
                         help="Fast DDS set-up: the shipped SHM profile, Fast DDS defaults, or both")
+    parser.add_argument("--camera", default="256x192",
+                        help="camera image size WxH (default: the simulator's 256x192; 640x480 is a real camera's)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     transports = ["shm", "default"] if args.transport == "both" else [args.transport]
-    rows = [run(m, args.rate, args.seconds, args.backend, t) for t in transports for m in args.models]
+    rows = [run(m, args.rate, args.seconds, args.backend, t, args.camera) for t in transports for m in args.models]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"beam_tracker latency, {args.rate:g} Hz camera+radar+LiDAR+GPS from another process, {args.seconds:g} s, "
+    print(f"beam_tracker latency, {args.rate:g} Hz camera {args.camera} + radar + LiDAR + GPS from another process, "
+          f"{args.seconds:g} s, "
           f"{os.cpu_count()} cores")
     print(f"{'transport':9} {'model':10} {'inputs':40} {'params':>9} {'MFLOPs':>8} {'node p50':>9} {'node p99':>9} "
           f"{'e2e p50':>8} {'e2e p99':>8} {'preds':>6} {'dropped':>7} {'CPU %':>6}")
