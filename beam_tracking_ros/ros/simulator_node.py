@@ -76,6 +76,8 @@ class SimulatorNode(Node):
         self.frames_published = 0
         self.dt = 1.0 / self.base_config.rate_hz
         self.t0 = time.time()
+        self.last_ns = 0
+        self.realtime = speed == 1.0
 
         sensor_qos = qos_profile_sensor_data
         reliable = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE)
@@ -96,9 +98,20 @@ class SimulatorNode(Node):
             f"built-in simulator: {cfg.lanes} lanes/direction, {cfg.weather}, seed {cfg.seed}, "
             f"{cfg.rate_hz:g} Hz, {self.sim.n_beams} beams ({self.codebook_id}), topics under /carla/{role}/")
 
-    def stamp_ns(self) -> int:
-        """Monotonic scene time of the next frame, anchored at the node's start wall time."""
-        return round((self.t0 + self.frames_published * self.dt) * 1e9)
+    def stamp_ns(self, now: float) -> int:
+        """Stamp of the frame whose tick started at wall time ``now``.
+
+        In real time (realtime_factor 1) it is the tick's wall-clock start, as a real sensor stamps its
+        capture, so end-to-end latencies measured against it are real; otherwise it is scene time
+        anchored at the first tick (exactly 1 / rate_hz apart). Always strictly increasing.
+        """
+        if self.realtime:
+            ns = round(now * 1e9)
+        else:
+            ns = round((self.t0 + self.frames_published * self.dt) * 1e9)
+        ns = max(ns, self.last_ns + 1)
+        self.last_ns = ns
+        return ns
 
     def next_episode(self) -> bool:
         """Start the next episode; False when the configured number of episodes is done."""
@@ -120,10 +133,11 @@ class SimulatorNode(Node):
             self.get_logger().info(f"done: {self.episode} episode(s), {self.frames_published} frames")
             self.timer.cancel()
             raise SystemExit(0)
-        frame = self.sim.step()
+        now = time.time()
         if self.frames_published == 0:  # anchor scene time at the first tick, so stamps track the wall clock
-            self.t0 = time.time()
-        ns = self.stamp_ns()
+            self.t0 = now
+        frame = self.sim.step()
+        ns = self.stamp_ns(now)
         stamp = convert.stamp_from_ns(ns)
         t = self.topics
         if self.pub_image is not None and frame.camera is not None:
