@@ -89,3 +89,29 @@ def test_simulator_stops_after_the_configured_episodes() -> None:
     )
     assert res.returncode == 0, res.stderr
     assert "done: 2 episode(s), 10 frames" in res.stderr + res.stdout
+
+
+@requires_ros
+def test_simulator_without_vehicles_publishes_no_fix_and_keeps_running() -> None:
+    """No vehicle in range: a NavSatFix without fix (NaN, STATUS_NO_FIX), not a crash."""
+    res = subprocess.run(
+        [sys.executable, "-m", "beam_tracking_ros.ros.simulator_node", "--ros-args", "-p", "arrival_rate:=0.0",
+         "-p", "episode_frames:=3", "-p", "episodes:=1", "-p", "realtime_factor:=0.0"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "done: 1 episode(s), 3 frames" in res.stderr + res.stdout
+
+
+@requires_ros
+def test_no_fix_message_is_rejected_by_the_reader_as_no_fix() -> None:
+    import math
+
+    import pytest
+
+    from beam_tracking_ros.ros import convert
+
+    msg = convert.gnss_no_fix_msg(convert.stamp_from_sec(1.0), "target/gnss")
+    assert msg.status.status == msg.status.STATUS_NO_FIX and math.isnan(msg.latitude)
+    with pytest.raises(convert.ConversionError, match="no fix"):
+        convert.gnss_from_msg(msg, topic="/carla/target/gnss")

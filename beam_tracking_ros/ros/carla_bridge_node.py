@@ -798,9 +798,7 @@ class CarlaBridgeNode(Node):
             g = gnss_of_vehicles(poses, np.array([row]), self.geo_ref, self.rng_gnss, cfg.gnss_noise_std_m)[0]
             self.pub_gnss.publish(convert.gnss_to_msg(*map(float, g), stamp, gnss_frame))
         else:  # nobody served: a receiver without fix, as the simulator publishes it
-            fix = convert.gnss_to_msg(math.nan, math.nan, math.nan, stamp, gnss_frame)
-            fix.status.status = fix.status.STATUS_NO_FIX
-            self.pub_gnss.publish(fix)
+            self.pub_gnss.publish(convert.gnss_no_fix_msg(stamp, gnss_frame))
         if label is not None:
             self.pub_beam.publish(convert.beam_label_to_msg(label, stamp, t.frame("mmwave_array"), episode=0,
                                                             codebook_id=self.codebook_id, noise_dbm=self.noise_dbm))

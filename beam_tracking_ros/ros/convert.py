@@ -532,6 +532,19 @@ def gnss_to_msg(lat: float, lon: float, alt: float, stamp: Any, frame_id: str, *
         position_covariance=np.zeros(9), position_covariance_type=0)
 
 
+def gnss_no_fix_msg(stamp: Any, frame_id: str, *, types: Any = None) -> Any:
+    """NavSatFix of a receiver without a fix (STATUS_NO_FIX, NaN position), as ROS specifies it.
+
+    The simulator and the CARLA bridge publish it when no vehicle is served, so the topic keeps its
+    rate and a consumer sees why there is no position (``gnss_from_msg`` rejects it as "no fix").
+    """
+    status_cls = _cls("sensor_msgs/msg/NavSatStatus", types)
+    return _cls("sensor_msgs/msg/NavSatFix", types)(
+        header=make_header(stamp, frame_id, types), status=status_cls(status=-1, service=0),
+        latitude=math.nan, longitude=math.nan, altitude=math.nan,
+        position_covariance=np.zeros(9), position_covariance_type=0)
+
+
 def gnss_from_msg(msg: Any, *, topic: str = "gnss") -> np.ndarray:
     """NavSatFix -> (3,) float64 [latitude, longitude, altitude]; no fix or NaN -> ConversionError."""
     try:

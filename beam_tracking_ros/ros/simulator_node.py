@@ -14,7 +14,6 @@ clock jump); the episode number travels in ``BeamObservation.episode``.
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from typing import Any
@@ -151,9 +150,7 @@ class SimulatorNode(Node):
         if frame.gnss is not None:
             self.pub_gnss.publish(convert.gnss_to_msg(*map(float, frame.gnss), stamp, f"{t.target_role}/gnss"))
         else:  # no vehicle in range: a receiver without fix, as a real GNSS reports it
-            fix = convert.gnss_to_msg(math.nan, math.nan, math.nan, stamp, f"{t.target_role}/gnss")
-            fix.status.status = fix.status.STATUS_NO_FIX
-            self.pub_gnss.publish(fix)
+            self.pub_gnss.publish(convert.gnss_no_fix_msg(stamp, f"{t.target_role}/gnss"))
         if frame.beam is not None:
             self.pub_beam.publish(convert.beam_label_to_msg(
                 frame.beam, stamp, t.frame("mmwave_array"), episode=self.episode,
