@@ -39,6 +39,7 @@ from beam_tracking_ros.msg import BeamHorizonStep, BeamPrediction
 from ..data.preprocess import PreprocessError
 from ..tracking import SENSOR_MODALITY, BeamTracker, HorizonPrediction
 from . import convert
+from .compat import make_synchronizer
 from .params import declare
 from .qos import prediction_qos, qos_by_name
 from .spin import ConfigurationError, run_node
@@ -53,18 +54,6 @@ FROM_MSG = {
 }
 # One colour per horizon step for the RViz markers: now, +1, +2, ... (RGBA).
 STEP_COLOURS = [(0.1, 0.9, 0.1), (0.95, 0.8, 0.1), (0.95, 0.45, 0.1), (0.9, 0.1, 0.1), (0.6, 0.1, 0.8)]
-
-
-def synchronizer_backend() -> tuple[Any, str]:
-    """The real ``message_filters`` where it is installed, else the package's fallback."""
-    try:
-        import message_filters  # a real ROS 2 install
-
-        return message_filters, "message_filters"
-    except ImportError:
-        from . import sync
-
-        return sync, "beam_tracking_ros.ros.sync (fallback)"
 
 
 def resolve_model_dir(model: str) -> Path:
@@ -153,14 +142,11 @@ class BeamTrackerNode(Node):
         self.role = BeamPrediction.ROLE_TEACHER if card.get("role") == "teacher" else BeamPrediction.ROLE_STUDENT
         self.directions = self._beam_directions(card)
 
-        mf, self.sync_backend = synchronizer_backend()
-        sub_qos = qos_by_name(sensor_qos_name, depth=max(5, queue_size))
-        self.subs = [mf.Subscriber(self, SENSOR_MSG[s], self.topic_of[s], qos_profile=sub_qos) for s in self.sensors]
-        self.sync = mf.ApproximateTimeSynchronizer(self.subs, queue_size, slop)
-        self.sync.registerCallback(self.on_synchronized)
-        from .sync import SyncMonitor
-
-        self.monitor = SyncMonitor(self.subs, self.sync, names=[SENSOR_MODALITY[s] for s in self.sensors])
+        handle = make_synchronizer(
+            self, [(SENSOR_MSG[s], self.topic_of[s]) for s in self.sensors], queue_size, slop, self.on_synchronized,
+            qos_profile=qos_by_name(sensor_qos_name, depth=max(5, queue_size)),
+            names=[SENSOR_MODALITY[s] for s in self.sensors])
+        self.subs, self.monitor, self.sync_backend = handle.subscribers, handle.monitor, handle.implementation
         self.monitor.on_clock_jump.append(self._on_clock_jump)
         self.last_seen = {s: None for s in self.sensors}
         for s, sub in zip(self.sensors, self.subs):
