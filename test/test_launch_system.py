@@ -49,11 +49,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _children(pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
-
-
 @pytest.mark.skipif(MODEL is None, reason="no shipped model")
 def test_launch_runs_simulator_and_tracker_that_talk_and_one_ctrl_c_ends_all() -> None:
     launch = subprocess.Popen(
