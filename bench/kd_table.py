@@ -167,9 +167,24 @@ def _summary(metrics: Mapping[str, Any]) -> dict[str, Any]:
     return {k: metrics[k] for k in keys if k in metrics}
 
 
-def run_group(args: tuple[int, int, Budget, str, str]) -> dict[str, Any]:
+def select(runs: list[tuple[str, dict[str, Any], str | None]],
+           only: Sequence[str]) -> list[tuple[str, dict[str, Any], str | None]]:
+    """The runs whose key starts with one of ``only`` (all when empty); a chosen run's teacher must be chosen too."""
+    if not only:
+        return runs
+    chosen = [r for r in runs if any(r[0].startswith(p) for p in only)]
+    keys = {r[0] for r in chosen}
+    missing = sorted({t for _, _, t in chosen if t is not None and t not in keys})
+    if missing:
+        raise SystemExit(f"--only: the chosen runs distil from {', '.join(missing)}; choose those too")
+    if not chosen:
+        raise SystemExit(f"--only {','.join(only)}: no run key starts with that")
+    return chosen
+
+
+def run_group(args: tuple[int, int, Budget, str, str, tuple[str, ...]]) -> dict[str, Any]:
     """Train every run of one (scenario, seed) group in order; returns per-run test metrics and costs."""
-    lanes, seed, b, data_root, work = args
+    lanes, seed, b, data_root, work, only = args
     import torch
 
     torch.set_num_threads(1)
@@ -179,7 +194,7 @@ def run_group(args: tuple[int, int, Budget, str, str]) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     dirs: dict[str, Path] = {}
-    for key, raw, teacher in plan(lanes, seed, b, Path(data_root)):
+    for key, raw, teacher in select(plan(lanes, seed, b, Path(data_root)), only):
         run_dir = Path(work) / f"{lanes}lane" / f"seed{seed}" / key.replace(":", "_")
         t0 = time.time()
         res = fit(config_from_dict(raw, key), run_dir, teacher_dir=dirs[teacher] if teacher else None,
@@ -367,16 +382,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--data-root", type=Path, help="dataset cache (default data/bench or data/bench_quick)")
     ap.add_argument("--work", type=Path, help="run directories (default: a temporary directory)")
     ap.add_argument("--json", type=Path, help="also write all results here")
-    ap.add_argument("--from-json", type=Path, metavar="PATH",
-                    help="print the table of an earlier run's --json file without training anything")
+    ap.add_argument("--only", default="", metavar="PREFIXES",
+                    help="comma-separated run-key prefixes to train (e.g. 'df:,single:lidar_feat'); default all")
+    ap.add_argument("--from-json", type=Path, nargs="+", metavar="PATH",
+                    help="print the table of earlier runs' --json files without training anything; a run in a "
+                         "later file replaces the same run of the same layout and seed in an earlier one")
     a = ap.parse_args(argv)
     b = QUICK if a.quick else PAPER if a.paper_scale else DEFAULT
+    only = tuple(p for p in a.only.split(",") if p)
     if a.from_json is not None:
-        saved = json.loads(a.from_json.read_text())
+        saved = [json.loads(p.read_text()) for p in a.from_json]
+        merged: dict[tuple[int, int], dict[str, Any]] = {}
+        for doc in saved:
+            for g in doc["groups"]:
+                key = (g["lanes"], g["seed"])
+                merged.setdefault(key, {"lanes": g["lanes"], "seed": g["seed"], "runs": {}})["runs"].update(g["runs"])
         data_root = (a.data_root or ROOT / "data" / ("bench_quick" if a.quick else "bench")).resolve()
-        print(table(prior_baseline(data_root) + saved["groups"], saved["budget"]["teacher_modalities"]))
-        if "run_time_min" in saved:
-            print(f"\n{saved['budget']['seeds']} seed(s), run time {saved['run_time_min']:.1f} min")
+        print(table(prior_baseline(data_root) + list(merged.values()), saved[0]["budget"]["teacher_modalities"]))
+        print()
+        for p, doc in zip(a.from_json, saved):
+            if "run_time_min" in doc:
+                print(f"{p.name}: {doc['budget']['seeds']} seed(s), run time {doc['run_time_min']:.1f} min")
         return 0
     if a.seeds is not None:
         if a.seeds < 1:
@@ -385,12 +411,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.jobs < 1:
         ap.error("--jobs must be >= 1")
     data_root = (a.data_root or ROOT / "data" / ("bench_quick" if a.quick else "bench")).resolve()
+    select(plan(LANES[0], 0, b, data_root), only)  # a bad --only fails here, not in every worker
     t0 = time.time()
     print(f"datasets under {data_root} ({b.episodes} episodes x {b.frames} frames per layout)", flush=True)
     ensure_datasets(b, data_root)
     with tempfile.TemporaryDirectory(prefix="kd_table_") as tmp:
         work = str((a.work or Path(tmp)).resolve())
-        jobs = [(lanes, seed, b, str(data_root), work) for seed in range(b.seeds) for lanes in LANES]
+        jobs = [(lanes, seed, b, str(data_root), work, only) for seed in range(b.seeds) for lanes in LANES]
         if a.jobs == 1:
             groups = [run_group(j) for j in jobs]
         else:

@@ -63,3 +63,15 @@ def test_quick_run_and_from_json(tmp_path: Path) -> None:
     # the re-rendered table is the same table (the run-time line aside)
     table_of = lambda s: s.split("== Claims")[1].split("\n\n")[0]  # noqa: E731
     assert table_of(again.stdout) == table_of(done.stdout)
+
+
+def test_only_keeps_the_teachers_it_needs() -> None:
+    kd = _load()
+    runs = kd.plan(2, 0, kd.QUICK, Path("/nonexistent"))
+    keys = [k for k, _, _ in kd.select(runs, ("df:", "single:lidar"))]
+    assert keys[0] == "df:teacher" and all(k.startswith(("df:", "single:lidar")) for k in keys)
+    assert len(kd.select(runs, ())) == len(runs)
+    with pytest.raises(SystemExit, match="distil from df:teacher"):
+        kd.select(runs, ("df:student",))
+    with pytest.raises(SystemExit, match="no run key"):
+        kd.select(runs, ("nothing",))
