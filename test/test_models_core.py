@@ -147,3 +147,16 @@ def test_radar_mlp_dropout_only_in_training():
     assert not torch.equal(m(x)["end"], m(x)["end"])  # training: units dropped
     with pytest.raises(ValueError, match="dropout"):
         build_model("student-radar-mlp", dropout=1.0)
+
+
+def test_lidar_gru_normalises_each_bin() -> None:
+    """lidar_feat bins sit at different levels; the GRU must see them standardised (BatchNorm1d per bin)."""
+    import torch
+
+    from beam_tracking_ros.models.registry import build_model
+
+    m = build_model("student-lidar-gru", num_beams=16)
+    x = torch.rand(32, 8, 64) * 0.05 + torch.linspace(0.2, 0.9, 64)  # offset levels, small variation
+    m.train()
+    m({"lidar_feat": x})
+    assert torch.allclose(m.norm.running_mean, 0.1 * x.mean(dim=(0, 1)), atol=1e-4)  # momentum 0.1 from 0
