@@ -390,6 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = ap.parse_args(argv)
     b = QUICK if a.quick else PAPER if a.paper_scale else DEFAULT
     only = tuple(p for p in a.only.split(",") if p)
+    data_root = (a.data_root or ROOT / "data" / ("bench_quick" if a.quick else "bench")).resolve()
     if a.from_json is not None:
         saved = [json.loads(p.read_text()) for p in a.from_json]
         merged: dict[tuple[int, int], dict[str, Any]] = {}
@@ -397,8 +398,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             for g in doc["groups"]:
                 key = (g["lanes"], g["seed"])
                 merged.setdefault(key, {"lanes": g["lanes"], "seed": g["seed"], "runs": {}})["runs"].update(g["runs"])
-        data_root = (a.data_root or ROOT / "data" / ("bench_quick" if a.quick else "bench")).resolve()
-        print(table(prior_baseline(data_root) + list(merged.values()), saved[0]["budget"]["teacher_modalities"]))
+        # the label-prior row needs the datasets; without them (a fresh clone) the table has every other row
+        prior = prior_baseline(data_root) if all((data_root / f"{n}lane").exists() for n in LANES) else []
+        print(table(prior + list(merged.values()), saved[0]["budget"]["teacher_modalities"]))
         print()
         for p, doc in zip(a.from_json, saved):
             if "run_time_min" in doc:
@@ -410,7 +412,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         b = Budget(**{**b.__dict__, "seeds": a.seeds})
     if a.jobs < 1:
         ap.error("--jobs must be >= 1")
-    data_root = (a.data_root or ROOT / "data" / ("bench_quick" if a.quick else "bench")).resolve()
     select(plan(LANES[0], 0, b, data_root), only)  # a bad --only fails here, not in every worker
     t0 = time.time()
     print(f"datasets under {data_root} ({b.episodes} episodes x {b.frames} frames per layout)", flush=True)
