@@ -121,7 +121,7 @@ def plan(lanes: int, seed: int, b: Budget, data_root: Path) -> list[tuple[str, d
                  None))
     for m in b.single_modalities:
         if (m,) != tuple(tm):
-            # the teacher's budget: fusion must win against single modalities trained as long
+            # the teacher's budget, so Table I compares fusion with single modalities trained as long
             runs.append((f"single:{m}", _cfg(f"single_{m}", "teacher", _data(data_root, lanes, b, [m]), "teacher",
                                              TEACHER_KW, ttr), None))
     radar = _data(data_root, lanes, b, ["radar_points"])
@@ -190,8 +190,11 @@ def run_group(args: tuple[int, int, Budget, str, str, tuple[str, ...]]) -> dict[
     torch.set_num_threads(1)
     from beam_tracking_ros.models.registry import count_flops
     from beam_tracking_ros.train.config import config_from_dict
-    from beam_tracking_ros.train.trainer import fit, load_run
+    from beam_tracking_ros.train.trainer import evaluate_run, fit, load_run
 
+    # CRKD Table IV: each model is also tested on the other layout's test split, here in the worker right
+    # after it is trained, so a run's figures are complete when it ends and the parent only collects them
+    other = Path(data_root) / f"{5 - lanes}lane"
     out: dict[str, Any] = {}
     dirs: dict[str, Path] = {}
     for key, raw, teacher in select(plan(lanes, seed, b, Path(data_root)), only):
@@ -206,21 +209,11 @@ def run_group(args: tuple[int, int, Budget, str, str, tuple[str, ...]]) -> dict[
         params = int(card["model"]["parameters"])
         out[key] = {"test": _summary(res.metrics.get("test", {})), "params": params, "flops": flops,
                     "time_s": time.time() - t0, "dir": str(run_dir)}
+        if other.exists():
+            out[key]["shift"] = _summary(evaluate_run(run_dir, "test", data_path=str(other)))
         print(f"  [{lanes}-lane seed {seed}] {key}: MPR {out[key]['test'].get('ampr', float('nan')):.3f} "
               f"({out[key]['time_s']:.0f} s)", flush=True)
     return {"lanes": lanes, "seed": seed, "runs": out}
-
-
-def domain_shift(groups: list[dict[str, Any]], data_root: Path) -> None:
-    """Evaluate every model on the *other* layout's test split (CRKD Table IV), in place."""
-    from beam_tracking_ros.train.trainer import evaluate_run
-
-    for g in groups:
-        other = str(data_root / f"{5 - g['lanes']}lane")
-        for r in g["runs"].values():
-            if not Path(other).exists():
-                continue
-            r["shift"] = _summary(evaluate_run(r["dir"], "test", data_path=other))
 
 
 def prior_baseline(data_root: Path) -> list[dict[str, Any]]:
@@ -425,7 +418,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.environ.setdefault("OMP_NUM_THREADS", "1")
             with ProcessPoolExecutor(max_workers=a.jobs) as pool:
                 groups = list(pool.map(run_group, jobs))
-        domain_shift(groups, data_root)
     text = table(prior_baseline(data_root) + groups, b.teacher_modalities)
     mode_name = "quick" if a.quick else "paper-scale" if a.paper_scale else "default"
     print(f"\n{text}\n\nmode {mode_name}, {b.seeds} seed(s), run time {(time.time() - t0) / 60:.1f} min")

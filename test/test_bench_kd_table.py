@@ -58,6 +58,8 @@ def test_quick_run_and_from_json(tmp_path: Path) -> None:
     assert "== Claims" in done.stdout and "Ma student vs teacher" in done.stdout
     saved = json.loads(out.read_text())
     assert saved["run_time_min"] > 0 and len(saved["groups"]) == 2  # 2 layouts x 1 seed
+    # every model was also tested on the other layout (CRKD Table IV)
+    assert all("ampr" in r["shift"] for g in saved["groups"] for r in g["runs"].values())
     again = subprocess.run([*cmd, "--from-json", str(out)], capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr[-2000:]
     # the re-rendered table is the same table (the run-time line aside)
