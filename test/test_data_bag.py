@@ -16,6 +16,7 @@ pytest.importorskip("mcap")
 from beam_tracking_ros.data.bag import (
     BagError,
     BagWriter,
+    bag_gps_reference,
     bag_topics,
     build_from_bags,
     check_topics,
@@ -37,7 +38,9 @@ def ts():
     return make_typestore()
 
 
-def _write_episode(w: BagWriter, ts, n: int, episode: int = 0, t0: float = 0.0, gps: bool = True) -> None:
+def _write_episode(w: BagWriter, ts, n: int, episode: int = 0, t0: float = 0.0, gps: bool = True,
+                   rsu: tuple[float, float, float] | None = None) -> None:
+    """``n`` frames of every modality; ``rsu``: also the RSU's own fix, as our simulator publishes it."""
     rng = np.random.default_rng(episode)
     for k in range(n):
         st = t0 + 0.1 * k
@@ -51,6 +54,8 @@ def _write_episode(w: BagWriter, ts, n: int, episode: int = 0, t0: float = 0.0, 
         w.write(T.lidar, cv.lidar_to_msg(lidar, st + 2 * jitter, T.frame("lidar"), types=ts))
         if gps:
             w.write(T.gnss, cv.gnss_to_msg(49.0 + 1e-5 * k, 8.4, 110.0, st, "target/gnss", types=ts))
+        if rsu is not None:
+            w.write(T.rsu_gnss, cv.gnss_to_msg(*rsu, st, "rsu/gnss", types=ts))
         p = np.full(B, -90.0, np.float32)
         p[k % B] = -60.0
         w.write(T.beam_observation, cv.beam_observation_to_msg(
@@ -163,6 +168,71 @@ def test_bags_to_dataset(tmp_path, ts):
     eps = {s: set(r.column(s, "episode").tolist()) for s in ("train", "val", "test")}
     assert all(eps.values()) and not (eps["train"] & eps["test"])
     assert len(set().union(*eps.values())) == 6
+
+
+SMALL = dict(image_size=(4, 4), radar_points=8, radar_range_bins=4, radar_angle_bins=4, bev_resolution=10.0,
+             lidar_feature_bins=8)
+SITE = (49.0005, 8.4, 104.0)  # the RSU, ~55 m south of the target's track
+
+
+def test_gps_reference_comes_from_the_rsu_fix_in_the_bags(tmp_path, ts):
+    """A bag with the RSU's GNSS topic gives the GPS feature its origin: positions come out in metres
+    around the pole (and the live node reads the same reference from the model card)."""
+    pytest.importorskip("beam_tracking_ros.ros.sync")
+    bags = []
+    for i in range(2):
+        bag = tmp_path / f"bag{i}"
+        with BagWriter(bag, ts) as w:
+            w.write(T.rsu_gnss, cv.gnss_no_fix_msg(0.0, "rsu/gnss", types=ts))  # before its first fix
+            jitter = (SITE[0] + 1e-6 * i, SITE[1], SITE[2] + 0.5 * i)  # receiver noise between recordings
+            _write_episode(w, ts, 10, episode=2 * i, rsu=jitter)
+            _write_episode(w, ts, 10, episode=2 * i + 1, t0=5.0, rsu=jitter)
+        bags.append(bag)
+    assert bag_gps_reference(bags, T.rsu_gnss) == pytest.approx(SITE)
+    build_from_bags(tmp_path / "ds", bags, modalities=("radar", "gnss"), P=3, H=2, cfg=PreprocessConfig(**SMALL),
+                    slop=0.02, seed=1)
+    r = DatasetReader(tmp_path / "ds")
+    assert r.meta["preprocess"]["gps_reference"] == pytest.approx(list(SITE))
+    gps = np.concatenate([r.column(s, "gps") for s in ("train", "val", "test")]) * r.meta["preprocess"]["gps_scale"]
+    assert np.abs(gps[..., 0]).max() < 1e-6  # same longitude as the RSU
+    assert (gps[..., 1] > -56.0).all() and (gps[..., 1] < -45.0).all()  # 1.1 m north per frame, from -55.6 m
+    np.testing.assert_allclose(gps[..., 2], 6.0, atol=1e-6)
+
+
+def test_gps_reference_missing_explicit_or_from_two_sites(tmp_path, ts):
+    """No RSU fix and no reference: refused before anything is written (positions from (0 deg, 0 deg)
+    would be 5e6 m features). An explicit reference wins. Bags of RSUs 1 km apart: refused."""
+    pytest.importorskip("beam_tracking_ros.ros.sync")
+    plain = tmp_path / "plain"
+    with BagWriter(plain, ts) as w:
+        _write_episode(w, ts, 8)
+    with pytest.raises(ValueError, match=r"no GPS reference.*--gps-reference LAT,LON,ALT"):
+        build_from_bags(tmp_path / "ds", [plain], modalities=("radar", "gnss"), cfg=PreprocessConfig(**SMALL))
+    assert not is_complete(tmp_path / "ds")
+    # without gnss nothing needs a reference
+    build_from_bags(tmp_path / "radar_only", [plain], modalities=("radar",), P=2, H=1,
+                    cfg=PreprocessConfig(**SMALL), fractions=(1.0, 0.0, 0.0))
+    # an explicit reference is used as given
+    build_from_bags(tmp_path / "explicit", [plain], modalities=("radar", "gnss"), P=2, H=1,
+                    cfg=PreprocessConfig(**SMALL, gps_reference=SITE), fractions=(1.0, 0.0, 0.0))
+    assert DatasetReader(tmp_path / "explicit").meta["preprocess"]["gps_reference"] == pytest.approx(list(SITE))
+    # two sites
+    far = tmp_path / "far"
+    with BagWriter(far, ts) as w:
+        _write_episode(w, ts, 4, rsu=(SITE[0] + 0.01, SITE[1], SITE[2]))
+    near = tmp_path / "near"
+    with BagWriter(near, ts) as w:
+        _write_episode(w, ts, 4, rsu=SITE)
+    with pytest.raises(BagError, match="one dataset per RSU site"):
+        build_from_bags(tmp_path / "two", [near, far], modalities=("radar", "gnss"), cfg=PreprocessConfig(**SMALL))
+    assert not is_complete(tmp_path / "two")
+    # the RSU topic without one valid fix
+    nofix = tmp_path / "nofix"
+    with BagWriter(nofix, ts) as w:
+        _write_episode(w, ts, 4)
+        w.write(T.rsu_gnss, cv.gnss_no_fix_msg(0.05, "rsu/gnss", types=ts))
+    with pytest.raises(BagError, match="no valid fix"):
+        bag_gps_reference([nofix], T.rsu_gnss)
 
 
 @pytest.mark.skipif(os.environ.get("CI") == "true" and sys.platform != "linux", reason="posix only")

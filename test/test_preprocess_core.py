@@ -211,6 +211,15 @@ def test_gps_local_metres():
     assert multi[1] == pytest.approx(math.radians(0.001) * P.EARTH_RADIUS_M, rel=1e-5)
 
 
+def test_site_offset_between_an_rsu_fix_and_a_gps_reference():
+    ref = (49.0, 8.4, 110.0)
+    assert P.site_offset_m(ref, ref) == 0.0
+    north = P.site_offset_m((49.01, 8.4, 110.0), ref)
+    assert north == pytest.approx(math.radians(0.01) * P.EARTH_RADIUS_M, rel=1e-9)  # ~1.1 km: another site
+    assert P.site_offset_m((49.0, 8.4, 113.0), ref) == pytest.approx(3.0)  # a mast height: the same site
+    assert P.site_offset_m((49.0, 8.4, 113.0), ref) < P.SITE_TOLERANCE_M < north
+
+
 def test_config_validation():
     with pytest.raises(ValueError, match="radar_points"):
         P.PreprocessConfig(radar_points=0)

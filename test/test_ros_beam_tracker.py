@@ -39,6 +39,7 @@ pubs = {
     "radar": n.create_publisher(PointCloud2, "/carla/rsu/radar", sensor_qos),
     "lidar": n.create_publisher(PointCloud2, "/carla/rsu/lidar", sensor_qos),
     "gnss": n.create_publisher(NavSatFix, "/carla/target/gnss", sensor_qos),
+    "rsu_gnss": n.create_publisher(NavSatFix, "/carla/rsu/gnss", sensor_qos),
 }
 preds, diags = [], []
 n.create_subscription(BeamPrediction, "/rsu/beam_prediction", preds.append,
@@ -68,13 +69,16 @@ for i, f in enumerate(frames):
     if "gnss" in plan["sensors"]:
         g = f.gnss if f.gnss is not None else [math.nan] * 3
         pubs["gnss"].publish(convert.gnss_to_msg(*map(float, g), st, "target/gnss"))
+    if plan.get("rsu_fix"):
+        pubs["rsu_gnss"].publish(convert.gnss_to_msg(*plan["rsu_fix"], st, "rsu/gnss"))
     end = time.time() + plan["period"]
     while time.time() < end:
         rclpy.spin_once(n, timeout_sec=0.005)
 end = time.time() + 3.0
 while time.time() < end:
     rclpy.spin_once(n, timeout_sec=0.05)
-snapshots = [{kv.key: kv.value for kv in s.values} for d in diags for s in d.status if s.name.startswith("beam_tracker")]
+snapshots = [{**{kv.key: kv.value for kv in s.values}, "_message": s.message}
+             for d in diags for s in d.status if s.name.startswith("beam_tracker")]
 diag = snapshots[-1] if snapshots else {}
 print(json.dumps({
     "preds": [[convert.stamp_to_sec(p.header.stamp), [h.beam for h in p.horizon],
@@ -89,8 +93,8 @@ def _model_card() -> dict:
     return json.loads((MODEL / "model_card.json").read_text())
 
 
-def _start_tracker(*params: str) -> subprocess.Popen:
-    args = ["--ros-args", "-p", f"model:={MODEL}", "-p", "diagnostics_period_s:=0.5", "-p", "sensor_qos:=reliable",
+def _start_tracker(*params: str, model: Path = MODEL) -> subprocess.Popen:
+    args = ["--ros-args", "-p", f"model:={model}", "-p", "diagnostics_period_s:=0.5", "-p", "sensor_qos:=reliable",
             "-p", "sync_queue_size:=30", *params]
     return popen_python(
         "import sys; from beam_tracking_ros.ros.beam_tracker_node import main; "
@@ -204,6 +208,27 @@ def test_student_keeps_running_on_its_own_modality_when_others_die() -> None:
     live = [s for s in got["snapshots"] if int(s["frames"]) > 0 and int(s["predictions"]) < len(got["preds"])]
     assert live and all(s["silent_modalities"] == "" for s in live)
     assert got["diag"]["silent_modalities"] != ""
+
+
+@pytest.mark.skipif(not (REPO / "models" / "teacher" / "model_card.json").is_file(), reason="no shipped teacher")
+def test_gps_model_on_another_sites_rsu_is_reported() -> None:
+    """A model reading GPS measures positions from its training site's RSU: run it on an RSU whose own
+    fix is ~1.1 km away and /diagnostics says so (WARN, the offset), while it keeps predicting."""
+    teacher = REPO / "models" / "teacher"
+    card = json.loads((teacher / "model_card.json").read_text())
+    if "gps" not in card["modalities"]:
+        pytest.skip("the shipped teacher does not read GPS")
+    lat, lon, alt = card["preprocess"]["gps_reference"]
+    tracker = _start_tracker(model=teacher)
+    try:
+        got = _play({**_plan(14, ["radar", "gnss"]), "period": 0.1, "rsu_fix": [lat + 0.01, lon, alt]})
+    finally:
+        tracker.terminate()
+        tracker.communicate(timeout=20)
+    assert got["preds"], "the tracker stopped predicting"
+    assert 1100 < float(got["diag"]["rsu_offset_m"]) < 1125  # 0.01 deg of latitude
+    # the WARN names the cause while data flows (once the player stops, "no data" takes precedence)
+    assert any("GPS reference is 11" in s["_message"] for s in got["snapshots"]), got["snapshots"]
 
 
 def test_model_without_a_configured_topic_is_refused() -> None:

@@ -186,6 +186,9 @@ def test_gnss_measurement_and_geo_projection(bridge) -> None:
     fix = bridge.gnss_of_vehicles(poses, np.array([0]), (49.0, 8.4, 110.0))
     np.testing.assert_allclose(fix[0], location_to_gnss(np.array([10.0, 5.0, 1.5]), 49.0, 8.4, 110.0))
     assert fix[0, 1] > 8.4 and fix[0, 0] < 49.0  # CARLA +x is east, +y (right) is south
+    # the RSU's own fix (the GPS feature's origin): its array, rsu_height above the ground at the pole
+    np.testing.assert_allclose(bridge.rsu_gnss(10.0, 5.0, 0.3, 6.0, (49.0, 8.4, 110.0)),
+                               location_to_gnss(np.array([10.0, 5.0, 6.3]), 49.0, 8.4, 110.0))
 
 
 # ---- poses -> channel inputs -----------------------------------------------------------------------
@@ -465,9 +468,11 @@ def test_publish_frame_from_fake_measurements_gives_the_simulator_nodes_messages
         node.rng_shadow, node.rng_gnss = np.random.default_rng(0), np.random.default_rng(1)
         node.shadowing = bridge.ShadowingProcess(4.0, 2 + len(node.walls), node.rng_shadow)
         node.geo_ref, node.target_id = (49.0, 8.4, 110.0), None
+        node.rsu_fix = bridge.rsu_gnss(*node.rsu_carla[:3], node.cfg.rsu_height, node.geo_ref)
         node._make_publishers()
         sent: dict[str, object] = {}
-        for name in ("pub_image", "pub_info", "pub_radar", "pub_lidar", "pub_gnss", "pub_beam", "pub_clock"):
+        for name in ("pub_image", "pub_info", "pub_radar", "pub_lidar", "pub_gnss", "pub_rsu_gnss", "pub_beam",
+                     "pub_clock"):
             setattr(node, name, SimpleNamespace(publish=lambda msg, n=name: sent.setdefault(n, msg)))
         h, w = f.camera.shape[:2]
         data = {"camera": FakeMeasurement(f.camera.tobytes(), frame=9, width=w, height=h, fov=90.0),
@@ -475,7 +480,8 @@ def test_publish_frame_from_fake_measurements_gives_the_simulator_nodes_messages
         node.publish_frame(convert.stamp_from_ns(10**18), data)
         assert {n: getattr(getattr(m, "header", None), "frame_id", None) for n, m in sent.items()} == {
             "pub_image": "rsu/camera", "pub_info": "rsu/camera", "pub_radar": "rsu/radar", "pub_lidar": "rsu/lidar",
-            "pub_gnss": "target/gnss", "pub_beam": "rsu/mmwave_array", "pub_clock": None}
+            "pub_gnss": "target/gnss", "pub_rsu_gnss": "rsu/gnss", "pub_beam": "rsu/mmwave_array", "pub_clock": None}
+        np.testing.assert_allclose(convert.gnss_from_msg(sent["pub_rsu_gnss"]), node.rsu_fix)
         np.testing.assert_array_equal(convert.image_from_msg(sent["pub_image"]), f.camera)
         np.testing.assert_allclose(convert.radar_from_msg(sent["pub_radar"]), f.radar)
         np.testing.assert_allclose(convert.lidar_from_msg(sent["pub_lidar"]), f.lidar)

@@ -26,6 +26,7 @@ TOPIC_TYPES = {
     "/carla/rsu/radar": "sensor_msgs/msg/PointCloud2",
     "/carla/rsu/lidar": "sensor_msgs/msg/PointCloud2",
     "/carla/target/gnss": "sensor_msgs/msg/NavSatFix",
+    "/carla/rsu/gnss": "sensor_msgs/msg/NavSatFix",
     "/carla/rsu/beam_observation": "beam_tracking_ros/msg/BeamObservation",
 }
 BEAM = "/carla/rsu/beam_observation"
@@ -103,7 +104,7 @@ def test_recorder_writes_a_finalized_bag_on_sigint(simulator: subprocess.Popen, 
 
     bag, log = tmp_path / "bag", tmp_path / "recorder.log"
     rec = _start("beam_tracking_ros.ros.recorder_node", log, f"output:={bag}")
-    _wait_for(log, "recording 6 topic(s)")
+    _wait_for(log, f"recording {len(TOPIC_TYPES)} topic(s)")
     time.sleep(4.0)
     rec.send_signal(signal.SIGINT)
     assert rec.wait(timeout=15) == 0, log.read_text()
@@ -247,6 +248,12 @@ def test_record_launch_records_n_episodes_and_ends(tmp_path: Path) -> None:
     assert gaps <= {100}, gaps
     episodes = Counter(int(b.episode) for b in beams)
     assert max(episodes) == 2 and all(episodes[e] == 30 for e in episodes if e > min(episodes)), episodes
+    # the RSU's fix is recorded too: a dataset built from this bag takes its GPS reference from it
+    from beam_tracking_ros.data.bag import bag_gps_reference
+    from beam_tracking_ros.sim import SimConfig, Simulator
+
+    rsu = Simulator(SimConfig(lanes=3, seed=7)).rsu_gnss()
+    assert bag_gps_reference([bag], "/carla/rsu/gnss") == pytest.approx(tuple(rsu), abs=1e-9)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -274,6 +281,7 @@ def _simulated_bag(path: Path, episodes: int, frames: int) -> None:
                 w.write(t.lidar, convert.lidar_to_msg(f.lidar, st, t.frame("lidar"), types=ts))
                 if f.gnss is not None:
                     w.write(t.gnss, convert.gnss_to_msg(*map(float, f.gnss), st, "target/gnss", types=ts))
+                w.write(t.rsu_gnss, convert.gnss_to_msg(*map(float, sim.rsu_gnss()), st, "rsu/gnss", types=ts))
                 w.write(t.beam_observation, convert.beam_label_to_msg(
                     f.beam, st, t.frame("mmwave_array"), episode=ep, codebook_id=cb, types=ts))
 
@@ -288,6 +296,7 @@ def test_trainer_rejects_bad_parameters_before_training(tmp_path: Path) -> None:
         (["--ros-args", "-p", f"bags:=[{tmp_path / 'not_a_bag'}]"], "bags"),
         (["--ros-args", "-p", f"dataset:={tmp_path / 'nothing'}"], "dataset"),
         (["--ros-args", "-p", "epochs:=-1"], "epochs"),
+        (["--gps-reference", "91,0,0"], "gps_reference"),
         (["--teacher-config", str(tmp_path / "none.yaml")], "none.yaml"),
         (["--models-dir", str(tmp_path / "mymodels"), "--runs-dir", str(tmp_path / "runs")], "models_dir"),
     )
@@ -318,6 +327,16 @@ def test_trainer_builds_trains_distills_and_exports_from_bags(tmp_path: Path) ->
         card = json.loads((d / "model_card.json").read_text())
         assert card["role"] == role and (d / "model.onnx").is_file() and (d / "model.pt").is_file()
     assert (tmp_path / "runs" / "teacher" / "metrics_test.json").is_file()
+    # GPS is measured from the RSU fix the bag recorded: metres around the pole, not from (0 deg, 0 deg)
+    import numpy as np
+
+    from beam_tracking_ros.data.store import DatasetReader
+    from beam_tracking_ros.sim import SimConfig, Simulator
+
+    r = DatasetReader(tmp_path / "ds")
+    rsu = Simulator(SimConfig(seed=0, arrival_rate=2.0)).rsu_gnss()
+    assert r.meta["preprocess"]["gps_reference"] == pytest.approx(rsu.tolist())
+    assert 0 < np.abs(r.column("train", "gps")).max() < 10  # gps_scale-normalised, a few hundred m at most
     # a second run reuses the dataset and refuses to overwrite the models unless asked
     with pytest.raises(ValueError, match="models_dir"):
         run_pipeline(opts)

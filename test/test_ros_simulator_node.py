@@ -25,11 +25,12 @@ n.create_subscription(CameraInfo, "/carla/rsu/camera/camera_info", keep("info"),
 n.create_subscription(PointCloud2, "/carla/rsu/radar", keep("radar"), qos_profile_sensor_data)
 n.create_subscription(PointCloud2, "/carla/rsu/lidar", keep("lidar"), qos_profile_sensor_data)
 n.create_subscription(NavSatFix, "/carla/target/gnss", keep("gnss"), qos_profile_sensor_data)
+n.create_subscription(NavSatFix, "/carla/rsu/gnss", keep("rsu_gnss"), qos_profile_sensor_data)
 n.create_subscription(BeamObservation, "/carla/rsu/beam_observation", keep("beam"),
                       QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE))
 n.create_subscription(Clock, "/clock", keep("clock"), 10)
 deadline = time.time() + 40
-while time.time() < deadline and min(len(got.get(k, [])) for k in ("image", "radar", "lidar", "gnss", "beam", "clock", "info")) < 5:
+while time.time() < deadline and min(len(got.get(k, [])) for k in ("image", "radar", "lidar", "gnss", "rsu_gnss", "beam", "clock", "info")) < 5:
     rclpy.spin_once(n, timeout_sec=0.05)
 img = convert.image_from_msg(got["image"][-1])
 lidar = convert.lidar_from_msg(got["lidar"][-1])
@@ -42,6 +43,8 @@ print(json.dumps({
     "lidar_fields": [f.name for f in got["lidar"][-1].fields], "lidar_n": int(lidar.shape[0]),
     "radar_fields": [f.name for f in got["radar"][-1].fields], "radar_cols": int(radar.shape[1]),
     "beam": [len(beam.label.powers_dbm), int(beam.label.optimal_beam), beam.codebook_id],
+    "rsu_gnss": [convert.gnss_from_msg(m).tolist() for m in got["rsu_gnss"][-2:]],
+    "rsu_frame": got["rsu_gnss"][-1].header.frame_id,
     "stamps_increasing": all(b > a for a, b in zip(stamps, stamps[1:])),
     "dt_ms": (stamps[-1] - stamps[0]) / max(1, len(stamps) - 1) / 1e6,
 }))
@@ -68,6 +71,11 @@ def test_simulator_topics_reach_another_process() -> None:
     assert got["beam"][0] == 152 and 0 <= got["beam"][1] < 152 and got["beam"][2].endswith("_152")
     assert got["stamps_increasing"]
     assert abs(got["dt_ms"] - 100.0) < 1.0  # 10 Hz scene time, whatever the wall rate
+    # the RSU's own fix (the GPS feature's origin, recorded with the bag) is the scene's RSU, every frame
+    from beam_tracking_ros.sim import SimConfig, Simulator
+
+    rsu = Simulator(SimConfig(seed=5, arrival_rate=2.0)).rsu_gnss().tolist()
+    assert got["rsu_gnss"] == [rsu, rsu] and got["rsu_frame"] == "rsu/gnss"
 
 
 @requires_ros

@@ -31,9 +31,11 @@ import struct
 import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
+
+import numpy as np
 
 LOG = logging.getLogger(__name__)
 
@@ -335,7 +337,76 @@ def default_topics() -> dict[str, str]:
     from ..ros.topics import Topics
 
     t = Topics()
-    return {"camera": t.camera, "radar": t.radar, "lidar": t.lidar, "gnss": t.gnss, "beam": t.beam_observation}
+    return {"camera": t.camera, "radar": t.radar, "lidar": t.lidar, "gnss": t.gnss, "beam": t.beam_observation,
+            "rsu_gnss": t.rsu_gnss}
+
+
+def bag_gps_reference(bags: Sequence[str | os.PathLike[str]], topic: str,
+                      recover: bool | None = None) -> tuple[float, float, float] | None:
+    """The RSU's (lat, lon, alt) from its own GNSS topic in ``bags``: the first valid fix of each bag.
+
+    Why: the GPS feature is the target's position relative to the RSU, and the live node uses the
+    reference stored with the model, so a dataset must be built around the RSU that recorded it. None
+    when no bag has the topic (the caller then needs an explicit reference); BagError when the bags
+    were recorded at RSUs further apart than ``SITE_TOLERANCE_M`` (one reference cannot serve
+    them) or a bag has the topic without a single valid fix.
+    """
+    from ..ros.convert import ConversionError, gnss_from_msg
+
+    fixes: list[tuple[str, np.ndarray]] = []
+    for b in bags:
+        if topic not in bag_topics(b, recover):
+            continue
+        fix = None
+        for m in read_bag(b, [topic], None, recover):
+            try:
+                fix = gnss_from_msg(m.msg, topic=topic)
+                break
+            except ConversionError:
+                continue
+        if fix is None:
+            raise BagError(f"bag {b}: {topic} (the RSU's GNSS) has no valid fix to use as the GPS reference")
+        fixes.append((str(b), fix))
+    if not fixes:
+        return None
+    from .preprocess import SITE_TOLERANCE_M, site_offset_m
+
+    first = fixes[0][1]
+    for name, fix in fixes[1:]:
+        d = site_offset_m(fix, first)
+        if d > SITE_TOLERANCE_M:
+            raise BagError(f"bag {name}: its RSU ({fix.tolist()}) is {d:.0f} m from that of {fixes[0][0]} "
+                           f"({first.tolist()}); build one dataset per RSU site")
+    return (float(first[0]), float(first[1]), float(first[2]))
+
+
+def resolve_gps_reference(cfg: Any, bags: Sequence[str | os.PathLike[str]], topic: str,
+                          recover: bool | None = None) -> Any:
+    """``cfg`` (a PreprocessConfig, or None for the default) with the GPS feature's reference set.
+
+    An explicit ``gps_reference`` (not the (0, 0, 0) default) wins, with a warning when the bags'
+    RSU fix disagrees; otherwise the bags' RSU fix is used. Neither -> ValueError: the default
+    origin would measure positions from (0 deg, 0 deg), thousands of km away, and train a model
+    on features of 1e6-1e7 m that no other site could reuse.
+    """
+    from .preprocess import SITE_TOLERANCE_M, PreprocessConfig, site_offset_m
+
+    cfg = cfg or PreprocessConfig()
+    explicit = tuple(float(v) for v in cfg.gps_reference) != (0.0, 0.0, 0.0)
+    recorded = bag_gps_reference(bags, topic, recover)
+    if explicit:
+        if recorded is not None:
+            d = site_offset_m(recorded, cfg.gps_reference)
+            if d > SITE_TOLERANCE_M:
+                LOG.warning("gps_reference %s is %.0f m from the RSU fix recorded on %s (%s); using the "
+                            "configured one", tuple(cfg.gps_reference), d, topic, recorded)
+        return cfg
+    if recorded is None:
+        raise ValueError(
+            f"gnss: no GPS reference for the target's position: the bags have no RSU fix on {topic} and "
+            "none is configured; pass --gps-reference LAT,LON,ALT (the RSU's antenna), set gps_reference "
+            "in --preprocess, record the RSU's GNSS topic, or leave gnss out of --modalities")
+    return replace(cfg, gps_reference=recorded)
 
 
 def _converters() -> dict[str, Any]:
@@ -459,6 +530,8 @@ def build_from_bags(root: str | os.PathLike[str], bags: Sequence[str | os.PathLi
                                                       queue_size=queue_size, recover=recover, stats=stats),
                                        ids)
 
+    if "gnss" in modalities:
+        cfg = resolve_gps_reference(cfg, bags, all_topics["rsu_gnss"], recover)
     meta = {"source": "rosbag2", "bags": [str(Path(b)) for b in bags], "topics": need,
             "sync": {"slop": slop, "queue_size": queue_size},
             "episode_keys": [[str(Path(bags[bi])), e] for bi, e in keys]}

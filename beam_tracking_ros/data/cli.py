@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,13 +35,27 @@ def _fractions(text: str) -> tuple[float, float, float]:
     return vals  # type: ignore[return-value]
 
 
-def _preprocess(path: str | None, **overrides: Any) -> Any:
-    """PreprocessConfig from a YAML file (unknown keys rejected by name), or None for the default."""
-    if path is None:
-        return None
-    import yaml
+def parse_gps_reference(text: str) -> tuple[float, float, float]:
+    """'LAT,LON,ALT' (degrees, degrees, metres) -> a tuple, refusing what cannot be a position."""
+    try:
+        vals = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        vals = ()
+    if len(vals) != 3 or not all(math.isfinite(v) for v in vals):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected LAT,LON,ALT (three finite numbers)")
+    if not -90.0 <= vals[0] <= 90.0 or not -180.0 <= vals[1] <= 180.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: latitude must be in [-90, 90], longitude in [-180, 180]")
+    return (vals[0], vals[1], vals[2])
 
+
+def _preprocess(path: str | None, **overrides: Any) -> Any:
+    """PreprocessConfig from a YAML file (unknown keys rejected by name) and ``overrides``, or None for
+    the default (neither given)."""
     from .preprocess import PreprocessConfig
+
+    if path is None:
+        return PreprocessConfig.from_dict(overrides) if overrides else None
+    import yaml
 
     with open(path, encoding="utf-8") as fh:
         values = yaml.safe_load(fh) or {}
@@ -89,7 +104,11 @@ def register(subparsers: Any) -> None:
     b.add_argument("--recover", action="store_true",
                    help="salvage truncated/corrupt MCAP bags by streaming their records")
     b.add_argument("--topic", action="append", default=[], metavar="MODALITY=TOPIC",
-                   help="override a topic (camera, radar, lidar, gnss, beam), repeatable")
+                   help="override a topic (camera, radar, lidar, gnss, beam, rsu_gnss), repeatable")
+    b.add_argument("--gps-reference", type=parse_gps_reference, default=None, metavar="LAT,LON,ALT",
+                   help="the RSU antenna's position, origin of the GPS feature (default: the first fix on "
+                        "the RSU's GNSS topic in the bags); a negative latitude needs the = form, "
+                        "--gps-reference=-33.9,151.2,40")
     b.set_defaults(func=_build)
 
     s = sub.add_parser("summary", help="print a dataset's statistics and label histogram")
@@ -141,12 +160,13 @@ def _build(args: argparse.Namespace) -> int:
         topics = {}
         for item in a.topic:
             key, sep, topic = item.partition("=")
-            if not sep or key not in (*MODALITIES, "beam"):
+            if not sep or key not in (*MODALITIES, "beam", "rsu_gnss"):
                 raise ValueError(f"--topic {item!r}: expected MODALITY=TOPIC with MODALITY in "
-                                 f"{(*MODALITIES, 'beam')}")
+                                 f"{(*MODALITIES, 'beam', 'rsu_gnss')}")
             topics[key] = topic
+        ref = {"gps_reference": a.gps_reference} if a.gps_reference else {}
         build_from_bags(a.out, a.bags, modalities=a.modalities, topics=topics, P=a.P, H=a.H,
-                        cfg=_preprocess(a.preprocess), slop=a.slop, queue_size=a.queue_size,
+                        cfg=_preprocess(a.preprocess, **ref), slop=a.slop, queue_size=a.queue_size,
                         fractions=a.splits, seed=a.seed, chunk_size=a.chunk_size, max_gap=a.max_gap,
                         recover=True if a.recover else None)
         _print_summary(a.out)

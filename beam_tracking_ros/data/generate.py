@@ -40,12 +40,9 @@ def rsu_gps_reference(config: Any) -> tuple[float, float, float]:
     thousands of kilometres; the simulator's geo reference places the RSU somewhere real, so the
     default generation centres GPS on the RSU (the live node must use the same config, stored in meta).
     """
-    from ..sim import Simulator, location_to_gnss, world_to_carla
+    from ..sim import Simulator
 
-    sim = Simulator(config)
-    g = config.gnss
-    ref = location_to_gnss(world_to_carla(np.asarray(sim.scene.rsu.position, dtype=np.float64)),
-                           g.lat0, g.lon0, g.alt0)
+    ref = Simulator(config).rsu_gnss()
     return (float(ref[0]), float(ref[1]), float(ref[2]))
 
 

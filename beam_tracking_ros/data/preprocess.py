@@ -25,7 +25,7 @@ masks of Ma et al.; :func:`radar_cube_maps` gives their range-angle / range-Dopp
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -497,6 +497,21 @@ def gps_to_local(lat_lon_alt: np.ndarray, reference: tuple[float, float, float])
     east = np.radians(g[..., 1] - lon0) * EARTH_RADIUS_M * math.cos(math.radians(lat0))
     north = np.radians(g[..., 0] - lat0) * EARTH_RADIUS_M
     return np.stack([east, north, g[..., 2] - alt0], axis=-1)
+
+
+#: Fixes of one RSU differ by receiver noise, not by this much (m); a larger offset is another site.
+SITE_TOLERANCE_M = 5.0
+
+
+def site_offset_m(fix: Sequence[float] | np.ndarray, reference: Sequence[float]) -> float:
+    """Distance in metres between an RSU's GNSS ``fix`` and a GPS ``reference`` (both lat, lon, alt).
+
+    Why: the GPS feature is the target's position relative to ``reference``; a model whose reference is
+    another site's RSU sees every position shifted by this offset, so the dataset builder refuses to mix
+    sites and the tracker warns when the RSU it runs on is not the one its model was trained for.
+    """
+    ref = tuple(float(v) for v in reference)
+    return float(np.linalg.norm(gps_to_local(np.asarray(fix, dtype=np.float64), ref)))
 
 
 def preprocess_gps(gnss: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:

@@ -14,7 +14,10 @@ A thin shell over :class:`beam_tracking_ros.tracking.BeamTracker`:
    published;
 4. bad input never crashes the node: malformed messages are counted and their frame dropped, a
    backwards clock jump (a looping bag) empties the synchronizer and the window, a silent modality
-   is reported; counters and latency go to ``/diagnostics`` every ``diagnostics_period_s``.
+   is reported; counters and latency go to ``/diagnostics`` every ``diagnostics_period_s``;
+5. a model that reads GPS is checked against the RSU it runs on: the RSU's own fix (``rsu_gps_topic``)
+   further than ``SITE_TOLERANCE_M`` from the model's GPS reference means every position the model
+   sees is shifted by that offset, which is logged and kept as a WARN on ``/diagnostics``.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from beam_tracking_ros.msg import BeamHorizonStep, BeamPrediction
 
-from ..data.preprocess import PreprocessError
+from ..data.preprocess import SITE_TOLERANCE_M, PreprocessError, site_offset_m
 from ..tracking import SENSOR_MODALITY, BeamTracker, HorizonPrediction
 from . import convert
 from .compat import make_synchronizer
@@ -100,6 +103,8 @@ class BeamTrackerNode(Node):
             "lidar": declare(self, "lidar_topic", topics.lidar, "LiDAR sensor_msgs/PointCloud2 topic ('' = none)."),
             "gnss": declare(self, "gps_topic", topics.gnss, "Target GNSS sensor_msgs/NavSatFix topic ('' = none)."),
         }
+        rsu_gps_topic = declare(self, "rsu_gps_topic", topics.rsu_gnss,
+                                "The RSU's own NavSatFix, checked against the model's GPS reference ('' = no check).")
         out_topic = declare(self, "prediction_topic", topics.beam_prediction, "BeamPrediction output topic.")
         self.frame_id = declare(self, "frame_id", topics.frame("mmwave_array"), "Frame of the antenna array.")
         self.step_s = float(declare(self, "horizon_step_s", 0.1, "Time between horizon steps (the scene period)."))
@@ -151,6 +156,12 @@ class BeamTrackerNode(Node):
         self.last_seen = {s: None for s in self.sensors}
         for s, sub in zip(self.sensors, self.subs):
             sub.registerCallback(self._seen, s)
+
+        self.gps_reference = tuple((card.get("preprocess") or {}).get("gps_reference") or (0.0, 0.0, 0.0))
+        self.rsu_offset_m: float | None = None
+        if "gnss" in self.sensors and rsu_gps_topic:
+            self.create_subscription(NavSatFix, rsu_gps_topic, self.on_rsu_fix,
+                                     qos_by_name(sensor_qos_name, depth=5))
 
         self.malformed = collections.Counter()
         self.rate_limited = 0
@@ -205,6 +216,23 @@ class BeamTrackerNode(Node):
         if self.pub_markers is not None:
             self.pub_markers.publish(self._markers(pred, newest))
         self.last_publish = time.monotonic()
+
+    def on_rsu_fix(self, msg: NavSatFix) -> None:
+        """The RSU's own fix: how far is it from the site the model's GPS feature was measured from?"""
+        try:
+            fix = convert.gnss_from_msg(msg, topic="rsu_gps_topic")
+        except ValueError:  # no fix yet: nothing to compare
+            return
+        offset = site_offset_m(fix, self.gps_reference)
+        first = self.rsu_offset_m is None
+        self.rsu_offset_m = offset
+        if offset > SITE_TOLERANCE_M:
+            self.get_logger().warning(
+                f"this RSU ({fix[0]:.6f}, {fix[1]:.6f}, {fix[2]:.1f} m) is {offset:.0f} m from the GPS reference "
+                f"of model {self.card.get('name')!r} {self.gps_reference}: every target position it sees is off "
+                "by that much; train or build the dataset for this site", throttle_duration_sec=30.0)
+        elif first:
+            self.get_logger().info(f"RSU fix within {offset:.1f} m of the model's GPS reference")
 
     def _malformed(self, modality: str, exc: Exception) -> None:
         key = SENSOR_MODALITY.get(modality, modality)
@@ -285,8 +313,12 @@ class BeamTrackerNode(Node):
         st.name = f"{self.get_name()}: beam tracking"
         st.hardware_id = self.frame_id
         bad = sum(self.malformed.values())
+        wrong_site = self.rsu_offset_m is not None and self.rsu_offset_m > SITE_TOLERANCE_M
         if silent:
             st.level, st.message = DiagnosticStatus.WARN, f"no data from {silent}"
+        elif wrong_site:
+            st.level = DiagnosticStatus.WARN
+            st.message = f"model's GPS reference is {self.rsu_offset_m:.0f} m from this RSU"
         elif bad or self.errors:
             st.level, st.message = DiagnosticStatus.WARN, f"{bad} malformed frame(s), {self.errors} model error(s)"
         else:
@@ -304,6 +336,7 @@ class BeamTrackerNode(Node):
             "latency_p50_ms": round(float(np.percentile(lat, 50)), 3) if lat.size else "",
             "latency_p99_ms": round(float(np.percentile(lat, 99)), 3) if lat.size else "",
             "sync_backend": self.sync_backend,
+            "rsu_offset_m": "" if self.rsu_offset_m is None else round(self.rsu_offset_m, 1),
         }
         for m in self.tracker.modalities:
             values[f"malformed.{m}"] = self.malformed.get(m, 0)

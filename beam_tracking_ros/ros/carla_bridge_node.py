@@ -230,6 +230,13 @@ def rsu_pose_world(x: float, y: float, yaw_deg: float, height: float) -> RsuPose
     return RsuPose((float(x), float(-y), float(height)), float(carla_yaw_to_world(yaw_deg)))
 
 
+def rsu_gnss(x: float, y: float, ground_z: float, height: float, geo_ref: tuple[float, float, float]
+             ) -> np.ndarray:
+    """(3,) lat/lon/alt of the RSU's array at CARLA (x, y), ``height`` above ``ground_z``: its own fix,
+    published on the RSU's GNSS topic so a recorded bag carries the GPS feature's reference."""
+    return location_to_gnss(np.array([[x, y, ground_z + height]], dtype=np.float64), *geo_ref)[0]
+
+
 def gnss_of_vehicles(poses: ActorPoses, rows: np.ndarray, geo_ref: tuple[float, float, float],
                      rng: np.random.Generator | None = None, noise_std_m: float = 0.0) -> np.ndarray:
     """(R, 3) [lat, lon, alt] of the roof centres of ``rows``, with CARLA's own geo-projection
@@ -660,6 +667,7 @@ class CarlaBridgeNode(Node):
             x, y, gz, yaw = cfg.rsu_x, cfg.rsu_y, cfg.rsu_ground_z, cfg.rsu_yaw_deg
         self.rsu_carla = (x, y, gz, yaw)
         self.rsu = rsu_pose_world(x, y, yaw, cfg.rsu_height)
+        self.rsu_fix = rsu_gnss(x, y, gz, cfg.rsu_height, self.geo_ref)
         buildings = world.get_environment_objects(carla.CityObjectLabel.Buildings)
         self.walls = walls_from_building_boxes(buildings, self.rsu.position, cfg.walls_radius_m, gz, cfg.wall_loss_db)
         rng = np.random.default_rng(cfg.seed)
@@ -742,6 +750,7 @@ class CarlaBridgeNode(Node):
         self.pub_radar = self.create_publisher(PointCloud2, t.radar, sensor_qos) if cfg.radar.enabled else None
         self.pub_lidar = self.create_publisher(PointCloud2, t.lidar, sensor_qos) if cfg.lidar.enabled else None
         self.pub_gnss = self.create_publisher(NavSatFix, t.gnss, sensor_qos)
+        self.pub_rsu_gnss = self.create_publisher(NavSatFix, t.rsu_gnss, sensor_qos)
         self.pub_beam = self.create_publisher(BeamObservation, t.beam_observation,
                                               QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE))
         self.pub_clock = self.create_publisher(Clock, "/clock", 10)
@@ -799,6 +808,7 @@ class CarlaBridgeNode(Node):
             self.pub_gnss.publish(convert.gnss_to_msg(*map(float, g), stamp, gnss_frame))
         else:  # nobody served: a receiver without fix, as the simulator publishes it
             self.pub_gnss.publish(convert.gnss_no_fix_msg(stamp, gnss_frame))
+        self.pub_rsu_gnss.publish(convert.gnss_to_msg(*map(float, self.rsu_fix), stamp, t.frame("gnss")))
         if label is not None:
             self.pub_beam.publish(convert.beam_label_to_msg(label, stamp, t.frame("mmwave_array"), episode=0,
                                                             codebook_id=self.codebook_id, noise_dbm=self.noise_dbm))

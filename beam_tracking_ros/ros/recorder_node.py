@@ -70,6 +70,7 @@ def default_topic_types(topics: Topics | None = None) -> dict[str, str]:
         t.radar: "sensor_msgs/msg/PointCloud2",
         t.lidar: "sensor_msgs/msg/PointCloud2",
         t.gnss: "sensor_msgs/msg/NavSatFix",
+        t.rsu_gnss: "sensor_msgs/msg/NavSatFix",
         t.beam_observation: "beam_tracking_ros/msg/BeamObservation",
     }
 

@@ -89,6 +89,7 @@ class SimulatorNode(Node):
         self.pub_lidar = (self.create_publisher(PointCloud2, self.topics.lidar, sensor_qos)
                           if cfg.lidar.enabled else None)
         self.pub_gnss = self.create_publisher(NavSatFix, self.topics.gnss, sensor_qos)
+        self.pub_rsu_gnss = self.create_publisher(NavSatFix, self.topics.rsu_gnss, sensor_qos)
         self.pub_beam = self.create_publisher(BeamObservation, self.topics.beam_observation, reliable)
         self.pub_clock = self.create_publisher(Clock, "/clock", 10)
         period = self.dt / speed if speed > 0 else 0.0
@@ -151,6 +152,8 @@ class SimulatorNode(Node):
             self.pub_gnss.publish(convert.gnss_to_msg(*map(float, frame.gnss), stamp, f"{t.target_role}/gnss"))
         else:  # no vehicle in range: a receiver without fix, as a real GNSS reports it
             self.pub_gnss.publish(convert.gnss_no_fix_msg(stamp, f"{t.target_role}/gnss"))
+        # the RSU's own fix every frame (a GNSS on the pole): the reference a dataset built from a bag needs
+        self.pub_rsu_gnss.publish(convert.gnss_to_msg(*map(float, self.sim.rsu_gnss()), stamp, t.frame("gnss")))
         if frame.beam is not None:
             self.pub_beam.publish(convert.beam_label_to_msg(
                 frame.beam, stamp, t.frame("mmwave_array"), episode=self.episode,

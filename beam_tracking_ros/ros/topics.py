@@ -45,6 +45,11 @@ class Topics:
         return f"/carla/{self.target_role}/gnss"
 
     @property
+    def rsu_gnss(self) -> str:
+        """The RSU's own fix: the origin of the GPS feature, recorded so a bag carries its reference."""
+        return f"/carla/{self.role}/gnss"
+
+    @property
     def beam_observation(self) -> str:
         return f"/carla/{self.role}/beam_observation"
 

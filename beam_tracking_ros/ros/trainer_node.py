@@ -59,6 +59,7 @@ class TrainerOptions:
     device: str = ""
     P: int = 8
     H: int = 3
+    gps_reference: str = ""
     rebuild: bool = False
     recover: bool = False
     overwrite: bool = False
@@ -68,6 +69,15 @@ class TrainerOptions:
             raise ValueError(f"epochs must be >= 0 (0 = the configs' own), got {self.epochs}")
         if self.P < 1 or self.H < 0:
             raise ValueError(f"P must be >= 1 and H >= 0, got P={self.P}, H={self.H}")
+        if self.gps_reference:
+            import argparse
+
+            from beam_tracking_ros.data.cli import parse_gps_reference
+
+            try:
+                parse_gps_reference(self.gps_reference)
+            except argparse.ArgumentTypeError as exc:
+                raise ValueError(f"gps_reference: {exc}") from exc
 
 
 def resolve_config(path: str) -> Path:
@@ -155,7 +165,8 @@ def run_pipeline(opts: TrainerOptions) -> dict[str, Path]:
             print(f"reusing the dataset in {dataset} (set rebuild to build it again from {len(bags)} bag(s))")
         else:
             _cli(["dataset", "build", "--out", dataset, *bags, "--P", str(opts.P), "--H", str(opts.H)]
-                 + (["--recover"] if opts.recover else []))
+                 + (["--recover"] if opts.recover else [])
+                 + (["--gps-reference", opts.gps_reference] if opts.gps_reference else []))
     # (a dataset without bags is used as it is; neither: `train` generates the configs' data.generate dataset)
 
     sets = [a for o in data + common for a in ("--set", o)]
@@ -194,6 +205,7 @@ _HELP = {
     "device": "training device overriding the configs (cpu, cuda, auto)",
     "P": "observation window of a dataset built from bags (past frames)",
     "H": "future labels of a dataset built from bags",
+    "gps_reference": "LAT,LON,ALT of the RSU for a dataset built from bags that lack its GNSS topic",
     "rebuild": "rebuild the dataset from the bags even if a complete one exists",
     "recover": "read bags whose recorder was killed (no metadata.yaml)",
     "overwrite": "replace existing models/<name>/ directories",
@@ -204,7 +216,8 @@ def _parse_cli(argv: Sequence[str]) -> TrainerOptions:
     d = TrainerOptions()
     p = argparse.ArgumentParser(prog="trainer", description=__doc__.split("\n\n")[0])
     p.add_argument("--bags", nargs="+", default=[], help=_HELP["bags"])
-    for name in ("dataset", "teacher_config", "student_config", "models_dir", "runs_dir", "method", "device"):
+    for name in ("dataset", "teacher_config", "student_config", "models_dir", "runs_dir", "method", "device",
+                 "gps_reference"):
         p.add_argument("--" + name.replace("_", "-"), dest=name, default=getattr(d, name), help=_HELP[name])
     for name in ("epochs", "P", "H"):
         p.add_argument("--" + name, dest=name, type=int, default=getattr(d, name), help=_HELP[name])

@@ -110,6 +110,17 @@ class Simulator:
         pos += self._rng_gnss.normal(0.0, g.noise_std_m, pos.shape)
         return location_to_gnss(world_to_carla(pos), g.lat0, g.lon0, g.alt0)
 
+    def rsu_gnss(self) -> np.ndarray:
+        """(3,) lat/lon/alt of the RSU's mmWave array, without noise.
+
+        Why: the GPS feature is the target's position relative to the RSU, so every dataset and the
+        live node need the RSU's own fix as the origin; the simulator node publishes it as the RSU's
+        GNSS so a recorded bag carries the reference its dataset must use.
+        """
+        g = self.config.gnss
+        pos = np.asarray(self.scene.rsu.position, dtype=np.float64)[None]
+        return location_to_gnss(world_to_carla(pos), g.lat0, g.lon0, g.alt0)[0]
+
     # ---- stepping ------------------------------------------------------------------------------
     def _update_shadowing(self, dt: float) -> np.ndarray:
         t = self.traffic
