@@ -70,6 +70,7 @@ class SimulatorNode(Node):
         self.topics = Topics(role=role, target_role=target_role)
         self.episode = 0
         self.sim = Simulator(self.base_config)
+        self.rsu_fix = self.sim.rsu_gnss()  # the pole stands still: one fix, republished every frame
         self.codebook_id = codebook_id(self.base_config.channel, self.sim.n_beams)
         self.noise_dbm = float(getattr(self.sim.channel, "noise_dbm", 0.0))
         self.frames_published = 0
@@ -120,6 +121,7 @@ class SimulatorNode(Node):
             return False
         cfg = self.base_config
         self.sim = Simulator(SimConfig(**{**cfg.__dict__, "seed": cfg.seed + self.episode}))
+        self.rsu_fix = self.sim.rsu_gnss()
         self.get_logger().info(f"episode {self.episode} (seed {cfg.seed + self.episode})")
         return True
 
@@ -153,7 +155,7 @@ class SimulatorNode(Node):
         else:  # no vehicle in range: a receiver without fix, as a real GNSS reports it
             self.pub_gnss.publish(convert.gnss_no_fix_msg(stamp, f"{t.target_role}/gnss"))
         # the RSU's own fix every frame (a GNSS on the pole): the reference a dataset built from a bag needs
-        self.pub_rsu_gnss.publish(convert.gnss_to_msg(*map(float, self.sim.rsu_gnss()), stamp, t.frame("gnss")))
+        self.pub_rsu_gnss.publish(convert.gnss_to_msg(*map(float, self.rsu_fix), stamp, t.frame("gnss")))
         if frame.beam is not None:
             self.pub_beam.publish(convert.beam_label_to_msg(
                 frame.beam, stamp, t.frame("mmwave_array"), episode=self.episode,
