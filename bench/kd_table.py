@@ -1,7 +1,7 @@
 """Benchmark: the claims of the three papers on the built-in simulator, as one table.
 
     python bench/kd_table.py            # default: 2-lane and 3-lane, 3 seeds, 79 min on 2 cores (docs/benchmarks.md)
-    python bench/kd_table.py --quick    # smoke test: tiny data, 1 seed, a few steps (a few minutes)
+    python bench/kd_table.py --quick    # smoke test: tiny data, 1 seed, a few steps (16 s on 2 cores)
     python bench/kd_table.py --paper-scale   # CRKD student sizes 6M/13M/34M, more data and steps (GPU)
 
 Rows (each trained with the package's own training functions, ``beam_tracking_ros.train.trainer.fit``):
