@@ -511,6 +511,8 @@ def build_from_bags(root: str | os.PathLike[str], bags: Sequence[str | os.PathLi
     need = {k: all_topics[k] for k in [*modalities, "beam"]}
     for b in bags:
         check_topics(b, need, recover)
+    if "gnss" in modalities:  # before reading any bag through: a missing reference fails at once
+        cfg = resolve_gps_reference(cfg, bags, all_topics["rsu_gnss"], recover)
     # pass 1: the (small) beam observations give the episodes of every bag
     keys: list[tuple[int, int]] = []
     from ..ros.convert import beam_observation_from_msg
@@ -530,8 +532,6 @@ def build_from_bags(root: str | os.PathLike[str], bags: Sequence[str | os.PathLi
                                                       queue_size=queue_size, recover=recover, stats=stats),
                                        ids)
 
-    if "gnss" in modalities:
-        cfg = resolve_gps_reference(cfg, bags, all_topics["rsu_gnss"], recover)
     meta = {"source": "rosbag2", "bags": [str(Path(b)) for b in bags], "topics": need,
             "sync": {"slop": slop, "queue_size": queue_size},
             "episode_keys": [[str(Path(bags[bi])), e] for bi, e in keys]}
