@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from beam_tracking_ros.data.generate import generate_dataset, scenario
-from beam_tracking_ros.data.store import DatasetReader, summary
+from beam_tracking_ros.data.store import BeamDataset, DatasetReader, input_keys, summary
 from beam_tracking_ros.sim import CameraConfig, LidarConfig
 
 
@@ -25,6 +25,10 @@ def test_generate_and_cache(tmp_path):
     assert s["radar_points"].shape[0] == 3 and s["gps"].shape == (3, 3)
     assert s["beams"].shape == (3,) and s["powers_dbm"].shape == (3, r.meta["codebook_size"])
     assert np.all(np.abs(s["gps"]) < 5)  # GPS centred on the RSU, not on (0, 0)
+    # the simulator's geometry ceiling travels as a label, never as a model input
+    assert s["ceiling_powers_dbm"].shape == s["powers_dbm"].shape and s["ceiling_powers_dbm"].dtype == np.float32
+    assert "ceiling_powers_dbm" not in input_keys(list(r.keys))
+    assert "ceiling_powers_dbm" not in BeamDataset(root, "train").input_keys
     st = summary(root)
     assert st["total"] == sum(r.meta["counts"].values()) > 0
     stamp = (root / "manifest.json").stat().st_mtime_ns

@@ -165,3 +165,28 @@ def test_single_label_tracks_one_vehicle_and_sum_rss_many() -> None:
     f = sim.step()
     rows = np.isin(sim.traffic.id, f.beam.vehicle_ids)
     assert np.all(f.beam.powers_dbm >= sim.powers_dbm[rows].max(0) - 1e-3)
+
+
+@pytest.mark.parametrize("mode", ["sum_rss", "single"])
+def test_geometry_ceiling_equals_labels_without_fading_shadowing_noise(mode: str) -> None:
+    """The stored ceiling is the label itself once the channel has nothing the geometry does not know:
+    incoherent paths (no fading), zero shadowing, and no noise draw (the incoherent model adds the mean
+    noise power, as the ceiling does)."""
+    quiet = ChannelConfig(combine="incoherent", shadowing_db=0.0)
+    off = dict(camera=CameraConfig(enabled=False), radar=RadarConfig(enabled=False))
+    frames = _frames(SimConfig(seed=11, label_mode=mode, channel=quiet, **off), 25)
+    labelled = [f.beam for f in frames if f.beam is not None]
+    assert len(labelled) > 20
+    for b in labelled:
+        assert b.ceiling_powers_dbm is not None and b.ceiling_powers_dbm.shape == b.powers_dbm.shape
+        np.testing.assert_allclose(b.ceiling_powers_dbm, b.powers_dbm, atol=1e-4)
+    # with the default channel (coherent, shadowed, noisy) the ceiling differs but labels do not move:
+    # the ceiling's channel draws nothing from the main channel's random stream
+    noisy = _frames(SimConfig(seed=11, label_mode=mode, **off), 25)
+    assert any(not np.allclose(f.beam.ceiling_powers_dbm, f.beam.powers_dbm, atol=0.5) for f in noisy)
+    again = Simulator(SimConfig(seed=11, label_mode=mode, **off))
+    again.ceiling_channel = None  # a ceiling-free label pass must give the same labels
+    again._ceiling_powers = lambda: np.zeros_like(again.powers_dbm)  # type: ignore[method-assign]
+    for f in noisy:
+        g = again.step()
+        np.testing.assert_array_equal(f.beam.powers_dbm, g.beam.powers_dbm)

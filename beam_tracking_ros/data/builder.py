@@ -11,7 +11,9 @@ and recomputes ``camera_motion`` with the window's own function, so a stored sam
 
 Sample at frame t of an episode (frames t-P+1 .. t observed): inputs = the window stacked oldest ->
 newest, ``beams`` = optimal beams of frames t .. t+H, ``powers_dbm`` = per-beam powers of those frames
-(kept for MPR / mean RSS / power loss), ``los_blocked`` of those frames, ``stamp`` = stamp of frame t.
+(kept for MPR / mean RSS / power loss), ``los_blocked`` of those frames, ``stamp`` = stamp of frame t,
+and, for frames from the built-in simulator, ``ceiling_powers_dbm`` (H+1, B) = the geometry ceiling of
+those frames (a reference, not an input; absent for bags of other sources and DeepSense).
 
 Episodes go wholly to one split (assigned by a seeded permutation of the episode ids), so no window
 or label of a test episode was ever seen in training. Within an episode, a time gap larger than
@@ -214,13 +216,19 @@ class EpisodeWindower:
 
     @staticmethod
     def _labels(stamp: float, labs: list[Any], episode: int) -> dict[str, np.ndarray]:
-        return {
+        out = {
             "beams": np.array([int(x.optimal_beam) for x in labs], dtype=np.int64),
             "powers_dbm": np.stack([np.asarray(x.powers_dbm, dtype=np.float32) for x in labs]),
             "los_blocked": np.array([bool(getattr(x, "los_blocked", False)) for x in labs]),
             "stamp": np.float64(stamp),
             "episode": np.int64(episode),
         }
+        # The simulator's geometry ceiling (sim/simulator.py), when every label of the sample has one:
+        # a reference for the benchmarks, never a model input (store.LABEL_KEYS).
+        ceilings = [getattr(x, "ceiling_powers_dbm", None) for x in labs]
+        if all(c is not None for c in ceilings):
+            out["ceiling_powers_dbm"] = np.stack([np.asarray(c, dtype=np.float32) for c in ceilings])
+        return out
 
 
 def build_dataset(

@@ -23,7 +23,7 @@ from .preprocess import PreprocessConfig
 from .store import FORMAT_VERSION, DatasetError, DatasetReader
 
 LOG = logging.getLogger(__name__)
-GENERATOR_VERSION = 2  # bump when generation changes so old caches are not reused
+GENERATOR_VERSION = 3  # bump when generation changes so old caches are not reused (v3: geometry ceiling)
 
 
 def scenario(lanes: int = 2, **overrides: Any) -> Any:

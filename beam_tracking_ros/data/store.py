@@ -34,9 +34,10 @@ does), recorded in the manifest, so they are bit-identical to what the window pr
 Sample = dict of numpy arrays (the contract in the project notes): input keys as produced by
 data/preprocess.py + data/window.py (e.g. 'camera', 'camera_gray', 'camera_motion', 'radar_points',
 'radar_maps', 'lidar_bev', 'lidar_feat', 'gps'), each (P, ...) float32; labels 'beams' int64 (H+1,),
-'powers_dbm' float32 (H+1, B); bookkeeping 'stamp' float64, 'episode' int64 and optionally
-'los_blocked' bool (H+1,). Every key that is not a label or bookkeeping key is an input key. Every
-sample of one dataset has the same keys, dtypes and shapes.
+'powers_dbm' float32 (H+1, B), optionally 'los_blocked' bool (H+1,) and 'ceiling_powers_dbm' float32
+(H+1, B) (the simulator's geometry ceiling, a reference); bookkeeping 'stamp' float64, 'episode' int64.
+Every key that is not a label or bookkeeping key is an input key. Every sample of one dataset has the
+same keys, dtypes and shapes.
 """
 from __future__ import annotations
 
@@ -55,7 +56,9 @@ FORMAT_VERSION = 2  # v1: every sample stored its full (P, ...) windows; v2: fra
 MANIFEST = "manifest.json"
 META = "meta.json"
 SPLITS = ("train", "val", "test")
-LABEL_KEYS = ("beams", "powers_dbm", "los_blocked")
+# Labels and references: never model inputs. ``ceiling_powers_dbm`` (H+1, B) float32 is optional: the
+# built-in simulator's geometry ceiling (sim/simulator.py), a reference predictor for the benchmarks.
+LABEL_KEYS = ("beams", "powers_dbm", "los_blocked", "ceiling_powers_dbm")
 BOOKKEEPING_KEYS = ("stamp", "episode")
 FRAME_DIR = "frames"
 FRAME_START = "frame_start"  # per-sample int64: first window frame within the chunk's frames

@@ -12,6 +12,12 @@ Determinism: one numpy SeedSequence from ``config.seed`` is split into independe
 the scene, the traffic, the channel and each sensor, so the same seed gives the same frames, and
 disabling one sensor does not change the others' outputs.
 
+Geometry ceiling: every label also carries ``ceiling_powers_dbm``, the same label vehicles through a
+second ``ChannelModel`` with ``combine='incoherent'``, no shadowing and no noise draw (``rng=None``):
+what a predictor that knows every true box but nothing about fading, shadowing or noise would compute
+(docs: shared notes "prediction ceiling"). It has its own model instance and draws nothing, so the
+main channel's random stream, and every label of a seed, is the same with or without it.
+
 Shadowing is spatially correlated: each vehicle's per-path shadowing follows an AR(1) process in
 travelled distance (Gudmundson model, decorrelation distance ``SHADOW_DCORR`` m), so labels do not
 flicker from frame to frame because of i.i.d. draws.
@@ -20,7 +26,7 @@ flicker from frame to frame because of i.i.d. draws.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -72,6 +78,8 @@ class Simulator:
         self.scene = build_scene(cfg, self._rng_scene)
         self.traffic = Traffic(self.scene, self._rng_traffic)
         self.channel = ChannelModel(cfg.channel)
+        # the geometry ceiling's channel: same geometry and codebook, incoherent, never draws
+        self.ceiling_channel = ChannelModel(replace(cfg.channel, combine="incoherent"), self.channel.codebook)
         self.camera, self.lidar, self.radar = make_sensors(self.scene, cfg, self._rng_cam)
         self.frame_index = 0
         self.time = 0.0
@@ -140,6 +148,18 @@ class Simulator:
         d = np.linalg.norm(self.traffic.center[:, :2] - np.asarray(self.scene.rsu.position[:2]), axis=1)
         return (d <= self.config.label_range_m) & res.path_valid[:, 0]
 
+    def _ceiling_powers(self) -> np.ndarray:
+        """(V, B) per-vehicle powers of the geometry ceiling: every vehicle's true box (all of them
+        block), incoherent paths, zero shadowing, mean noise power instead of a draw."""
+        t = self.traffic
+        return self.ceiling_channel.compute(
+            self.scene.rsu,
+            VehicleBoxes(t.center, t.size, t.yaw),
+            self.scene.walls,
+            rng=None,
+            shadow_db=np.zeros(len(t)),
+        ).powers_dbm
+
     def _label(self, res: ChannelResult) -> tuple[BeamLabel | None, int | None]:
         cfg = self.config
         t = self.traffic
@@ -156,14 +176,18 @@ class Simulator:
             else:
                 row = int(rows[0])
             p = label_powers(res.powers_dbm, "single", row)
+            ceiling = label_powers(self._ceiling_powers(), "single", row)
             return BeamLabel(
-                p, int(optimal_beam(p)), [int(t.id[row])], bool(res.los_blocked[row]), "single"
+                p, int(optimal_beam(p)), [int(t.id[row])], bool(res.los_blocked[row]), "single", ceiling
             ), row
         rows = np.nonzero(inr)[0]
         p = label_powers(res.powers_dbm[rows], "sum_rss")
         best = int(optimal_beam(p))
         dom = int(rows[np.argmax(res.powers_dbm[rows, best])])
-        label = BeamLabel(p, best, [int(i) for i in t.id[rows]], bool(res.los_blocked[dom]), "sum_rss")
+        ceiling = label_powers(self._ceiling_powers()[rows], "sum_rss")
+        label = BeamLabel(
+            p, best, [int(i) for i in t.id[rows]], bool(res.los_blocked[dom]), "sum_rss", ceiling
+        )
         # The GNSS published with a sum-RSS label is the nearest served vehicle's: chosen from the
         # geometry alone. Choosing the vehicle that dominates the optimal beam would leak the label
         # into the model's input.

@@ -25,6 +25,11 @@ class BeamLabel:
     (mode 'single') or the sum of linear RSS over all served vehicles, in dBm (mode 'sum_rss').
     optimal_beam: argmax of powers_dbm. vehicle_ids: the vehicles the label is for.
     los_blocked: the line of sight to the (dominant) labelled vehicle crosses another vehicle.
+    ceiling_powers_dbm: optional (B,) float32 "geometry ceiling" of the same label: the same vehicles
+    through the same channel geometry with incoherent path combining, no shadowing and no noise draw
+    (what a predictor that knew every vehicle's true box, but nothing about fading, shadowing or noise,
+    would compute). Set by the built-in simulator; None for labels from bags of other sources,
+    CARLA or DeepSense.
     """
 
     powers_dbm: np.ndarray
@@ -32,6 +37,7 @@ class BeamLabel:
     vehicle_ids: list[int] = field(default_factory=list)
     los_blocked: bool = False
     mode: str = "sum_rss"
+    ceiling_powers_dbm: np.ndarray | None = None
 
 
 @dataclass
