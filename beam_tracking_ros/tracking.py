@@ -63,6 +63,7 @@ class HorizonPrediction:
     latency_ms: float
     window_fill: float
     probs: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))  # (H + 1, C)
+    degraded: bool = False  # made without what the model needs (the geometry baseline: no vehicle detected)
 
 
 @dataclass

@@ -1,0 +1,546 @@
+"""A non-learned sensor baseline: vehicles from the LiDAR cloud -> the RSU's own channel geometry -> beams.
+
+Why it exists: a learned beam predictor is only worth its training if it beats something honest that
+needs no training. This one reads the newest LiDAR cloud only and
+
+1. moves the points into the world frame (CARLA sensor frame: left-handed, x forward, y right, z up;
+   the mount pose comes from the site);
+2. drops the ground (a height cut ``min_z`` above the road) and the static background (everything
+   outside the road's band: facades, sidewalks, poles), and non-finite points;
+3. clusters what is left on a ground grid (cells ``cell_m``, connected components over a small
+   neighbourhood that bridges the gaps between a far vehicle's sparse returns; vectorised numpy,
+   no per-point loop);
+4. turns each cluster into a box: extent of its points, grown to a minimum car size *away from the
+   sensor* (the LiDAR sees a vehicle's near faces), yaw along the road, height from its highest point;
+5. runs the package's own :class:`~beam_tracking_ros.channel.ChannelModel` on those boxes with
+   ``combine='incoherent'``, ``rng=None`` and zero shadowing (the geometry ceiling's channel, fed
+   with detected instead of true boxes) and reduces the per-vehicle powers like the label does:
+   sum-RSS over the detected vehicles within ``label_range_m`` and in front of the array, or, for
+   single-target labels, one tracked vehicle (the nearest, kept while it stays in range);
+6. for the horizon steps t+1..t+H, moves every tracked box with a constant-velocity estimate
+   (nearest-neighbour association with the previous frame, smoothed velocity along the road).
+
+The scores it returns are the predicted per-beam powers (dBm): argmax = predicted beam, the order =
+Top-k. The tracker's "probabilities" are each beam's share of the predicted linear power.
+
+Site knowledge: the RSU pose, the LiDAR mount, the road band and the codebook come from a
+:class:`GeometrySite`. :meth:`GeometrySite.from_sim_config` takes them from the built-in scenario
+(``SimConfig``: lanes, lane width, RSU position and heading, LiDAR mount height, channel config); a
+real deployment must build its own ``GeometrySite`` from its surveyed RSU pose, sensor extrinsics,
+road geometry and array/codebook. Buildings are not used by default (``walls=None``: LoS, ground
+reflection and vehicle blockage): the facades of the built-in scene change with its seed, which a
+deployed RSU would know from its map but the tracker node is not told.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from .channel import (
+    ChannelConfig,
+    ChannelModel,
+    RsuPose,
+    VehicleBoxes,
+    Walls,
+    label_powers,
+    sum_rss_dbm,
+)
+from .channel.labels import LABEL_MODES
+
+MODEL_NAME = "geometry"
+#: Grid neighbourhood of the clustering, in cells (x along the road, y across; 0.5 m cells): bridges
+#: ~2 m gaps along a lane (a car 30 m away shows its end face and its roof 2 m apart: the LiDAR's rows are
+#: 2 deg apart) but not the ~1.7 m between cars in adjacent lanes; cars in one lane keep more than 2 m
+#: (IDM jam distance) apart when moving.
+_NEIGHBOURS = [(dx, dy) for dx in range(0, 5) for dy in (-1, 0, 1) if (dx, dy) > (0, 0)]
+_LN10_10 = np.log(10.0) / 10.0
+
+
+class GeometryInputError(ValueError):
+    """A cloud the baseline cannot read (wrong shape or type); the message starts with 'lidar:'.
+
+    A ValueError with ``modality = 'lidar'``, like ``data.preprocess.PreprocessError``, so the
+    tracker node counts it as a malformed LiDAR frame instead of crashing.
+    """
+
+    modality = "lidar"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"lidar: {message}")
+
+
+@dataclass(frozen=True)
+class GeometrySite:
+    """What the baseline must know about the RSU it runs on (world frame: right-handed, metres, z up).
+
+    rsu: the mmWave array's pose; lidar_origin (3,) / lidar_yaw: the LiDAR's mount; road_y: the world-y
+    band the lanes occupy (min, max), the only place vehicles are looked for; road_axis_yaw: the road's
+    direction (box yaw); channel: array, codebook and link budget of the RSU; walls: reflecting
+    facades or None; label_mode / label_range_m: which vehicles the beam serves (as the labels);
+    dt: frame period (s) between horizon steps.
+    """
+
+    rsu: RsuPose
+    lidar_origin: tuple[float, float, float]
+    lidar_yaw: float
+    road_y: tuple[float, float]
+    channel: ChannelConfig = field(default_factory=ChannelConfig)
+    road_axis_yaw: float = 0.0
+    walls: Walls | None = None
+    label_mode: str = "sum_rss"
+    label_range_m: float = 80.0
+    dt: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.label_mode not in LABEL_MODES:
+            raise ValueError(f"label_mode: unknown {self.label_mode!r}, expected one of {LABEL_MODES}")
+        if not self.road_y[0] < self.road_y[1]:
+            raise ValueError(f"road_y must be (min, max) with min < max, got {self.road_y}")
+        if not self.dt > 0 or not self.label_range_m > 0:
+            raise ValueError("dt and label_range_m must be positive")
+
+    @classmethod
+    def from_sim_config(cls, config: Any = None, *, with_walls: bool = False, **overrides: Any) -> GeometrySite:
+        """The site of a built-in scenario (``SimConfig``; default ``SimConfig()``): RSU pose, LiDAR mount,
+        road band and channel exactly as the simulator builds them. ``with_walls`` also takes the
+        scenario's facades (they depend on its seed)."""
+        from .sim import SimConfig
+        from .sim.scene import build_scene
+
+        cfg = config if config is not None else SimConfig()
+        scene = build_scene(cfg, np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(7)[0]))
+        rsu = scene.rsu
+        kw: dict[str, Any] = dict(
+            rsu=rsu,
+            lidar_origin=(float(rsu.position[0]), float(rsu.position[1]), float(cfg.lidar.mount_height)),
+            lidar_yaw=float(rsu.yaw),
+            road_y=(-scene.half_road, scene.half_road),
+            channel=cfg.channel,
+            walls=scene.walls if with_walls else None,
+            label_mode=cfg.label_mode,
+            label_range_m=float(cfg.label_range_m),
+            dt=float(cfg.dt),
+        )
+        kw.update(overrides)
+        return cls(**kw)
+
+
+@dataclass
+class Detections:
+    """Vehicles found in one cloud: boxes (world frame) and the number of points behind each."""
+
+    boxes: VehicleBoxes
+    points: np.ndarray  # (V,) int
+    dropped_nonfinite: int = 0
+
+
+@dataclass
+class GeometryEstimate:
+    """One frame's prediction: ``scores`` (H + 1, B) predicted label powers (dBm; argmax = beam) and
+    ``degraded`` (no vehicle to serve was detected: the scores are flat, the beam is a guess)."""
+
+    scores: np.ndarray
+    degraded: bool
+    vehicles: int
+    dropped_nonfinite: int = 0
+
+
+def _blas_lib() -> Any:
+    """numpy's bundled OpenBLAS, for its thread-local thread count (None where not found)."""
+    libs = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
+    for path in sorted(glob.glob(os.path.join(libs, "libscipy_openblas*.so*"))):
+        try:
+            lib = ctypes.CDLL(path)
+            fn = lib.openblas_set_num_threads_local
+        except (OSError, AttributeError):
+            continue
+        fn.restype, fn.argtypes = ctypes.c_int, [ctypes.c_int]
+        return fn
+    return None
+
+
+_SET_LOCAL_THREADS = _blas_lib()
+
+
+@contextmanager
+def _single_thread_blas() -> Any:
+    """Run numpy's small matrix products on this thread only.
+
+    Why: the channel model's products are tiny (tens of paths x 64 elements x 152 beams); on a busy
+    2-core machine (simulator, tracker and evaluator side by side) OpenBLAS's worker threads waiting for
+    a core made one call 15 ms instead of 0.5 ms. Thread-local, so nothing else in the process changes.
+    """
+    if _SET_LOCAL_THREADS is None:
+        yield
+        return
+    old = _SET_LOCAL_THREADS(1)
+    try:
+        yield
+    finally:
+        _SET_LOCAL_THREADS(max(int(old), 1))
+
+
+def lidar_to_world(points: np.ndarray, origin: Sequence[float], yaw: float) -> np.ndarray:
+    """(N, >=3) CARLA-frame LiDAR points (x fwd, y right, z up) -> (N, 3) world points (y left)."""
+    p = np.asarray(points, dtype=np.float64)
+    c, s = np.cos(yaw), np.sin(yaw)
+    x, y, z = p[:, 0], -p[:, 1], p[:, 2]
+    return np.stack([origin[0] + c * x - s * y, origin[1] + s * x + c * y, origin[2] + z], axis=1)
+
+
+def _components(keys: np.ndarray, stride: int) -> np.ndarray:
+    """Connected components of occupied grid cells (sorted unique keys ``ix * stride + iy``) over
+    ``_NEIGHBOURS``: a label per cell (min-label propagation with pointer jumping, all vectorised)."""
+    n = keys.size
+    lab = np.arange(n)
+    us, vs = [], []
+    for dx, dy in _NEIGHBOURS:
+        nb = keys + dx * stride + dy
+        j = np.searchsorted(keys, nb)
+        ok = j < n
+        ok[ok] = keys[j[ok]] == nb[ok]
+        us.append(np.nonzero(ok)[0])
+        vs.append(j[ok])
+    u, v = np.concatenate(us), np.concatenate(vs)
+    if u.size == 0:
+        return lab
+    while True:
+        new = lab.copy()
+        np.minimum.at(new, u, lab[v])
+        np.minimum.at(new, v, lab[u])
+        new = new[new]
+        new = new[new]
+        if np.array_equal(new, lab):
+            return lab
+        lab = new
+
+
+class GeometryBaseline:
+    """The per-frame baseline (see the module docstring); ``predict(cloud) -> GeometryEstimate``.
+
+    Holds a small state (the previous frame's vehicles, their velocities, the single-mode target), so
+    one instance serves one stream; :meth:`reset` forgets it (a new episode, a clock jump).
+    """
+
+    def __init__(self, site: GeometrySite, horizon: int = 3, *, min_z: float = 0.3, max_z: float = 4.5,
+                 road_margin_m: float = 0.3, cell_m: float = 0.5, min_points: int = 3,
+                 min_size: tuple[float, float, float] = (4.2, 1.8, 1.4), velocity_smoothing: float = 0.5,
+                 max_speed_mps: float = 25.0, max_coast: int | None = None) -> None:
+        if int(horizon) < 0:
+            raise ValueError(f"horizon must be >= 0, got {horizon}")
+        if not cell_m > 0 or int(min_points) < 1:
+            raise ValueError("cell_m must be > 0 and min_points >= 1")
+        self.site = site
+        self.horizon = int(horizon)
+        self.min_z, self.max_z = float(min_z), float(max_z)
+        self.road_margin_m = float(road_margin_m)
+        self.cell_m = float(cell_m)
+        self.min_points = int(min_points)
+        self.min_size = np.asarray(min_size, dtype=np.float64)
+        self.alpha = float(velocity_smoothing)
+        self.max_speed = float(max_speed_mps)
+        # Coasting keeps a single-mode target through the mast's blind zone (2-lane single-target test MPR
+        # 0.77 -> 0.87 on seeds 200-201); for sum-RSS the coasted ghosts cost more than they gave
+        # (MPR 0.937 -> 0.917), so it is off there by default.
+        self.max_coast = int(max_coast if max_coast is not None else (15 if site.label_mode == "single" else 0))
+        self.channel = ChannelModel(replace(site.channel, combine="incoherent"))
+        self.n_beams = self.channel.n_beams
+        self._origin = np.asarray(site.lidar_origin, dtype=np.float64)
+        self._axis = np.array([np.cos(site.road_axis_yaw), np.sin(site.road_axis_yaw)])
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the tracks (positions, velocities, ids) and the single-mode target."""
+        self._prev_xy = np.zeros((0, 2))
+        self._prev_v = np.zeros(0)
+        self._prev_id = np.zeros(0, dtype=np.int64)
+        self._prev_age = np.zeros(0, dtype=np.int64)
+        self._prev_miss = np.zeros(0, dtype=np.int64)
+        self._prev_seen_xy = np.zeros((0, 2))
+        self._prev_size = np.zeros((0, 3))
+        self._prev_stamp: float | None = None
+        self._next_id = 0
+        self._target: int | None = None
+
+    # ---- detection ---------------------------------------------------------------------------------
+    def detect(self, cloud: np.ndarray) -> Detections:
+        """Vehicles of one LiDAR cloud ((N, 3+) CARLA sensor frame) as world-frame boxes."""
+        pts = np.asarray(cloud)
+        if pts.ndim != 2 or pts.shape[1] < 3 or not np.issubdtype(pts.dtype, np.number):
+            raise GeometryInputError(
+                f"expected an (N, 4) float cloud [x, y, z, intensity], got {pts.shape} {pts.dtype}")
+        finite = np.isfinite(pts[:, :3]).all(axis=1)
+        dropped = int(pts.shape[0] - finite.sum())
+        w = lidar_to_world(pts[finite], self._origin, self.site.lidar_yaw)
+        along = w[:, :2] @ self._axis
+        across = w[:, :2] @ np.array([-self._axis[1], self._axis[0]])
+        lo, hi = self.site.road_y
+        m = self.road_margin_m
+        keep = (w[:, 2] >= self.min_z) & (w[:, 2] <= self.max_z) & (across >= lo - m) & (across <= hi + m)
+        rsu_along = np.asarray(self.site.rsu.position[:2]) @ self._axis
+        keep &= np.abs(along - rsu_along) <= self.site.label_range_m + 10.0
+        along, across, z = along[keep], across[keep], w[keep, 2]
+        if along.size == 0:
+            return Detections(VehicleBoxes(np.zeros((0, 3)), np.ones((0, 3)), np.zeros(0)), np.zeros(0, int), dropped)
+        ix = np.floor(along / self.cell_m).astype(np.int64)
+        iy = np.floor(across / self.cell_m).astype(np.int64)
+        ix -= ix.min() - 2
+        iy -= iy.min() - 2
+        stride = int(iy.max()) + 4
+        keys, cell_of = np.unique(ix * stride + iy, return_inverse=True)
+        comp = _components(keys, stride)[cell_of]
+        _, cl, counts = np.unique(comp, return_inverse=True, return_counts=True)
+        k = counts.size
+        xmin = np.full(k, np.inf)
+        xmax = np.full(k, -np.inf)
+        ymin = np.full(k, np.inf)
+        ymax = np.full(k, -np.inf)
+        zmax = np.zeros(k)
+        np.minimum.at(xmin, cl, along)
+        np.maximum.at(xmax, cl, along)
+        np.minimum.at(ymin, cl, across)
+        np.maximum.at(ymax, cl, across)
+        np.maximum.at(zmax, cl, z)
+        ok = counts >= self.min_points
+        xmin, xmax, ymin, ymax, zmax, counts = (a[ok] for a in (xmin, xmax, ymin, ymax, zmax, counts))
+        # grow each box to a minimum vehicle size away from the sensor: its near faces are what was seen
+        sx = np.asarray(self._origin[:2]) @ self._axis
+        sy = np.asarray(self._origin[:2]) @ np.array([-self._axis[1], self._axis[0]])
+        length = np.maximum(xmax - xmin, self.min_size[0])
+        width = np.maximum(ymax - ymin, self.min_size[1])
+        height = np.maximum(zmax, self.min_size[2])
+        beyond_x = 0.5 * (xmin + xmax) >= sx
+        cx = np.where(beyond_x, xmin + length / 2, xmax - length / 2)
+        beyond_y = 0.5 * (ymin + ymax) >= sy
+        cy = np.where(beyond_y, ymin + width / 2, ymax - width / 2)
+        centre_xy = cx[:, None] * self._axis + cy[:, None] * np.array([-self._axis[1], self._axis[0]])
+        center = np.c_[centre_xy, height / 2]
+        size = np.c_[length, width, height]
+        yaw = np.full(len(cx), self.site.road_axis_yaw)
+        return Detections(VehicleBoxes(center, size, yaw), counts.astype(int), dropped)
+
+    # ---- tracking ----------------------------------------------------------------------------------
+    def _track(self, boxes: VehicleBoxes, stamp: float | None) -> tuple[VehicleBoxes, np.ndarray, np.ndarray]:
+        """Associate the boxes with the previous frame's tracks (nearest along the road, same lane, one to
+        one) and coast the tracks not seen this frame for up to ``max_coast`` frames at their predicted
+        positions (the mast's blind zone right below the LiDAR, a vehicle hidden behind a truck).
+        Returns (boxes incl. coasted ones, track ids, velocities along the road in m/s)."""
+        xy = boxes.center[:, :2]
+        n = len(boxes)
+        ids = np.full(n, -1, dtype=np.int64)
+        vel = np.zeros(n)
+        age = np.ones(n, dtype=np.int64)
+        dt = None if self._prev_stamp is None or stamp is None else stamp - self._prev_stamp
+        if dt is None and self._prev_stamp is None and stamp is None and self._prev_xy.shape[0]:
+            dt = self.site.dt  # no stamps: consecutive frames
+        m = self._prev_xy.shape[0]
+        used_prev = np.zeros(m, bool)
+        across_axis = np.array([-self._axis[1], self._axis[0]])
+        if dt is not None and 0 < dt <= 5 * self.site.dt and m:
+            pred = self._prev_xy + dt * self._prev_v[:, None] * self._axis
+            if n:
+                d = xy[:, None, :] - pred[None, :, :]
+                d_along, d_across = d @ self._axis, d @ across_axis
+                gate = (np.abs(d_across) < 1.5) & (np.abs(d_along) < 2.0 + 0.25 * self.max_speed * dt
+                                                   + 1.5 * self._prev_miss[None, :])
+                cost = np.where(gate, np.abs(d_along) + np.abs(d_across), np.inf)
+                for flat in np.argsort(cost, axis=None)[: int(np.isfinite(cost).sum())]:  # greedy, cheapest first
+                    i, j = divmod(int(flat), m)
+                    if ids[i] >= 0 or used_prev[j]:
+                        continue
+                    ids[i] = self._prev_id[j]
+                    used_prev[j] = True
+                    span = dt * (1 + self._prev_miss[j])
+                    meas = float(np.clip(((xy[i] - self._prev_seen_xy[j]) @ self._axis) / span,
+                                         -self.max_speed, self.max_speed))
+                    # a track's first measured velocity is taken as is; later ones are smoothed
+                    a = self.alpha if self._prev_age[j] > 1 else 0.0
+                    vel[i] = a * self._prev_v[j] + (1 - a) * meas
+                    age[i] = self._prev_age[j] + 1
+            coast = ~used_prev & (self._prev_miss < self.max_coast) & (self._prev_age > 1)
+            coast &= np.linalg.norm(pred - np.asarray(self.site.rsu.position[:2]), axis=1) <= self.site.label_range_m
+            if n and coast.any():  # a coasted track overlapping a detection is that detection under a new id
+                d = pred[None, :, :] - xy[:, None, :]
+                reach = 0.5 * (boxes.size[:, None, 0] + self._prev_size[None, :, 0]) + 1.0
+                overlap = (np.abs(d @ across_axis) < 1.5) & (np.abs(d @ self._axis) < reach)
+                coast &= ~overlap.any(axis=0)
+        else:
+            coast = np.zeros(m, bool)
+            pred = self._prev_xy
+        new = ids < 0
+        ids[new] = self._next_id + np.arange(int(new.sum()))
+        self._next_id += int(new.sum())
+        # state: detected tracks (seen now) + coasted tracks (seen before, predicted now)
+        c = np.nonzero(coast)[0]
+        all_xy = np.concatenate([xy, pred[c]])
+        all_size = np.concatenate([boxes.size, self._prev_size[c]])
+        all_v = np.concatenate([vel, self._prev_v[c]])
+        all_ids = np.concatenate([ids, self._prev_id[c]])
+        self._prev_seen_xy = np.concatenate([xy, self._prev_seen_xy[c]])
+        self._prev_miss = np.concatenate([np.zeros(n, np.int64), self._prev_miss[c] + 1])
+        self._prev_age = np.concatenate([age, self._prev_age[c]])
+        self._prev_xy, self._prev_v, self._prev_id, self._prev_size = all_xy, all_v, all_ids, all_size
+        self._prev_stamp = stamp
+        center = np.c_[all_xy, all_size[:, 2] / 2]
+        out = VehicleBoxes(center, all_size, np.full(len(all_xy), self.site.road_axis_yaw))
+        return out, all_ids, all_v
+
+    # ---- prediction --------------------------------------------------------------------------------
+    def predict(self, cloud: np.ndarray, stamp: float | None = None) -> GeometryEstimate:
+        """Scores (H + 1, B) for the frame whose LiDAR cloud is ``cloud`` (see the module docstring)."""
+        det = self.detect(cloud)
+        boxes, ids, vel = self._track(det.boxes, stamp)
+        site = self.site
+        scores = np.zeros((self.horizon + 1, self.n_beams), np.float32)
+        served_any = False
+        rsu_xy = np.asarray(site.rsu.position[:2], dtype=np.float64)
+        target: int | None = None
+        if site.label_mode == "single" and len(boxes):
+            dist0 = np.linalg.norm(boxes.center[:, :2] - rsu_xy, axis=1)
+            # in front of the array (the label's path_valid[:, 0]): the array frame's x > 0
+            ahead = (boxes.center[:, :2] - rsu_xy) @ np.array([np.cos(site.rsu.yaw), np.sin(site.rsu.yaw)]) > 0
+            target = self._target_row(ids, dist0, (dist0 <= site.label_range_m) & ahead)
+        with _single_thread_blas():
+            for h in range(self.horizon + 1):
+                if len(boxes) == 0:
+                    break
+                center = boxes.center.copy()
+                center[:, :2] += (h * site.dt * vel)[:, None] * self._axis
+                moved = VehicleBoxes(center, boxes.size, boxes.yaw)
+                res = self.channel.compute(site.rsu, moved, site.walls, rng=None, shadow_db=np.zeros(len(moved)))
+                dist = np.linalg.norm(center[:, :2] - rsu_xy, axis=1)
+                inr = (dist <= site.label_range_m) & res.path_valid[:, 0]
+                if not inr.any():
+                    continue
+                if site.label_mode == "single":
+                    if target is None or not inr[target]:
+                        continue
+                    scores[h] = label_powers(res.powers_dbm, "single", target)
+                else:
+                    scores[h] = sum_rss_dbm(res.powers_dbm[inr], axis=0)
+                served_any = True
+        # a step nobody is served at (everyone left the range) repeats the nearest served step
+        empty = ~np.any(scores != 0, axis=1)
+        if served_any and empty.any():
+            good = np.nonzero(~empty)[0]
+            for h in np.nonzero(empty)[0]:
+                scores[h] = scores[good[np.argmin(np.abs(good - h))]]
+        return GeometryEstimate(scores, degraded=not served_any, vehicles=len(boxes),
+                                dropped_nonfinite=det.dropped_nonfinite)
+
+    def _target_row(self, ids: np.ndarray, dist: np.ndarray, inr: np.ndarray) -> int | None:
+        """Single-target labels keep one vehicle until it leaves the range (sim/simulator.py): keep the
+        target's track (coasted through blind spots) while it is in range, else take the nearest."""
+        if self._target is not None:
+            rows = np.nonzero((ids == self._target) & inr)[0]
+            if rows.size:
+                return int(rows[0])
+        if not inr.any():
+            self._target = None
+            return None
+        row = int(np.argmin(np.where(inr, dist, np.inf)))
+        self._target = int(ids[row])
+        return row
+
+
+def power_shares(scores: np.ndarray) -> np.ndarray:
+    """Each beam's share of the predicted linear power, per row (a softmax of dBm * ln(10) / 10)."""
+    z = np.asarray(scores, dtype=np.float64) * _LN10_10
+    z -= z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+@dataclass
+class _NoWindow:
+    """What the tracker node reads of a window: the baseline looks at the newest frame only."""
+
+    size: int = 1
+    fill_ratio: float = 1.0
+
+
+class GeometryTracker:
+    """The baseline behind the live tracker's interface (``BeamTracker``: ``push``/``reset``/``stats``).
+
+    ``push(stamp, raw)`` takes the synchronized raw arrays keyed by sensor (it reads ``raw['lidar']``)
+    and returns a :class:`~beam_tracking_ros.tracking.HorizonPrediction` for every frame (its window is
+    the newest frame; its "probabilities" are power shares), with ``degraded`` set when no vehicle to
+    serve was detected.
+    """
+
+    inputs = ("lidar",)
+    sensors = ("lidar",)
+    modalities = ("lidar",)
+
+    def __init__(self, site: GeometrySite | None = None, horizon: int = 3, top_k: int = 3, **kwargs: Any) -> None:
+        from .tracking import TrackerStats
+
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
+        self.baseline = GeometryBaseline(site or GeometrySite.from_sim_config(), horizon, **kwargs)
+        self.horizon = self.baseline.horizon
+        self.top_k = int(top_k)
+        self.window = _NoWindow()
+        self.stats = TrackerStats()
+        self.degraded = 0
+        self._last_stamp: float | None = None
+
+    def reset(self) -> None:
+        self.baseline.reset()
+        self._last_stamp = None
+
+    def push(self, stamp: float, raw: Mapping[str, np.ndarray]) -> Any:
+        from .tracking import HorizonPrediction
+
+        t0 = time.perf_counter()
+        if "lidar" not in raw or raw["lidar"] is None:
+            raise GeometryInputError("no LiDAR cloud in this frame")
+        if self._last_stamp is not None and stamp < self._last_stamp:
+            self.stats.window_resets += 1
+            self.baseline.reset()
+        self._last_stamp = stamp
+        est = self.baseline.predict(raw["lidar"], stamp)
+        self.stats.frames += 1
+        self.stats.points_dropped += est.dropped_nonfinite
+        probs = power_shares(est.scores)
+        k = min(self.top_k, probs.shape[1])
+        top = np.argsort(-est.scores, axis=1, kind="stable")[:, :k]
+        self.stats.predictions += 1
+        self.degraded += int(est.degraded)
+        return HorizonPrediction(stamp=stamp, beams=top[:, 0].copy(), top_k_beams=top,
+                                 top_k_probs=np.take_along_axis(probs, top, axis=1),
+                                 latency_ms=(time.perf_counter() - t0) * 1e3, window_fill=1.0, probs=probs,
+                                 degraded=est.degraded)
+
+
+def geometry_card(site: GeometrySite, horizon: int = 3) -> dict[str, Any]:
+    """A model card for the baseline, with the keys the tracker node reads from a trained model's card."""
+    from .ros.topics import codebook_id  # ROS-free (plain strings), as data/generate.py uses it
+
+    n = ChannelModel(site.channel).n_beams
+    return {"name": MODEL_NAME, "role": "baseline", "modalities": ["lidar"], "P": 1, "H": int(horizon),
+            "num_beams": n, "codebook": {"id": codebook_id(site.channel, n)}, "preprocess": {},
+            "label_mode": site.label_mode}
+
+
+__all__ = [
+    "MODEL_NAME",
+    "Detections",
+    "GeometryBaseline",
+    "GeometryEstimate",
+    "GeometryInputError",
+    "GeometrySite",
+    "GeometryTracker",
+    "geometry_card",
+    "lidar_to_world",
+    "power_shares",
+]
