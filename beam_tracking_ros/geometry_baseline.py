@@ -55,6 +55,7 @@ from .channel import (
     sum_rss_dbm,
 )
 from .channel.labels import LABEL_MODES
+from .data.preprocess import PreprocessError
 
 MODEL_NAME = "geometry"
 #: Grid neighbourhood of the clustering, in cells (x along the road, y across; 0.5 m cells): bridges
@@ -65,17 +66,13 @@ _NEIGHBOURS = [(dx, dy) for dx in range(0, 5) for dy in (-1, 0, 1) if (dx, dy) >
 _LN10_10 = np.log(10.0) / 10.0
 
 
-class GeometryInputError(ValueError):
-    """A cloud the baseline cannot read (wrong shape or type); the message starts with 'lidar:'.
-
-    A ValueError with ``modality = 'lidar'``, like ``data.preprocess.PreprocessError``, so the
-    tracker node counts it as a malformed LiDAR frame instead of crashing.
-    """
-
-    modality = "lidar"
+class GeometryInputError(PreprocessError):
+    """A cloud the baseline cannot read (wrong shape or type, none at all); the message starts with
+    'lidar:'. A ``PreprocessError`` (a ValueError), so the tracker node counts it as a malformed LiDAR
+    frame instead of crashing, as it does for the learned models' preprocessing."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(f"lidar: {message}")
+        super().__init__("lidar", message)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,7 @@
-"""Launch the beam tracker: `ros2 launch beam_tracking_ros beam_tracker.launch.py model:=teacher`."""
+"""Launch the beam tracker: `ros2 launch beam_tracking_ros beam_tracker.launch.py model:=teacher`.
+
+`model:=geometry lanes:=3` runs the non-learned LiDAR baseline for the built-in 3-lane scene.
+"""
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
@@ -11,7 +14,10 @@ def generate_launch_description() -> LaunchDescription:
     share = FindPackageShare("beam_tracking_ros")
     return LaunchDescription([
         DeclareLaunchArgument("model", default_value="student",
-                              description="Model directory or name under share/beam_tracking_ros/models"),
+                              description="Model directory or name under share/beam_tracking_ros/models, or "
+                                          "'geometry' (the non-learned LiDAR baseline)"),
+        DeclareLaunchArgument("lanes", default_value="2",
+                              description="Lanes per direction of the built-in scene (model:=geometry only)"),
         DeclareLaunchArgument("backend", default_value="auto", choices=["auto", "onnx", "torch"],
                               description="Inference runtime"),
         DeclareLaunchArgument("params_file", default_value=PathJoinSubstitution([share, "config", "beam_tracker.yaml"]),
@@ -28,6 +34,7 @@ def generate_launch_description() -> LaunchDescription:
             namespace=LaunchConfiguration("namespace"),
             output="screen",
             parameters=[LaunchConfiguration("params_file"),
-                        {"model": LaunchConfiguration("model"), "backend": LaunchConfiguration("backend")}],
+                        {"model": LaunchConfiguration("model"), "backend": LaunchConfiguration("backend"),
+                         "geometry_lanes": LaunchConfiguration("lanes")}],
         ),
     ])

@@ -3,6 +3,7 @@
     ros2 launch beam_tracking_ros carla_bridge.launch.py                       # auto
     ros2 launch beam_tracking_ros carla_bridge.launch.py simulator:=builtin lanes:=3 weather:=fog
     ros2 launch beam_tracking_ros carla_bridge.launch.py simulator:=carla host:=10.0.0.5
+    ros2 launch beam_tracking_ros carla_bridge.launch.py simulator:=builtin model:=geometry   # no training
 
 simulator:=auto connects to CARLA at host:port when a server answers within probe_timeout seconds
 and otherwise runs the built-in simulator, saying so in one line; simulator:=carla insists on the
@@ -89,7 +90,9 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("probe_timeout", default_value="1.0",
                               description="How long simulator:=auto waits for a CARLA server (s)"),
         DeclareLaunchArgument("tracker", default_value="true", description="Also start the beam tracker"),
-        DeclareLaunchArgument("model", default_value="student", description="Model for the tracker"),
+        DeclareLaunchArgument("model", default_value="student",
+                              description="Model for the tracker (a name under models/, a directory, or geometry: "
+                                          "the non-learned LiDAR baseline)"),
     ]
     args += [DeclareLaunchArgument(name, default_value=default, description=desc)
              for name, (default, desc) in SCENARIO_ARGS.items()]
@@ -100,7 +103,7 @@ def generate_launch_description() -> LaunchDescription:
         OpaqueFunction(function=_sensing),
         IncludeLaunchDescription(
             PythonLaunchDescriptionSource(PathJoinSubstitution([share, "launch", "beam_tracker.launch.py"])),
-            launch_arguments={"model": LaunchConfiguration("model")}.items(),
+            launch_arguments={"model": LaunchConfiguration("model"), "lanes": LaunchConfiguration("lanes")}.items(),
             condition=IfCondition(LaunchConfiguration("tracker")),
         ),
     ])

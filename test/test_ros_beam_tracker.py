@@ -231,6 +231,31 @@ def test_gps_model_on_another_sites_rsu_is_reported() -> None:
     assert any("GPS reference is 11" in s["_message"] for s in got["snapshots"]), got["snapshots"]
 
 
+def test_geometry_baseline_runs_as_a_model_and_matches_offline() -> None:
+    """model:=geometry: the non-learned LiDAR baseline in the live node, a prediction per LiDAR frame equal
+    to the same baseline run offline on the same clouds."""
+    from beam_tracking_ros.geometry_baseline import GeometrySite, GeometryTracker
+    from beam_tracking_ros.sim import SimConfig, Simulator
+
+    tracker = _start_tracker(model=Path("geometry"))
+    try:
+        plan = _plan(12, ["lidar"])
+        got = _play(plan)
+        assert tracker.poll() is None, "the tracker died"
+    finally:
+        tracker.terminate()
+        _, err = tracker.communicate(timeout=20)
+    offline = GeometryTracker(GeometrySite.from_sim_config(SimConfig()), horizon=3)
+    sim = Simulator(SimConfig(seed=plan["seed"], arrival_rate=2.0))
+    expected = {round(t, 6): offline.push(t, {"lidar": sim.step().lidar}).beams.tolist() for t in plan["stamps"]}
+    preds = got["preds"]
+    assert len(preds) == 12, err[-2000:]
+    for stamp, beams, top_k, modalities, fill, size in preds:
+        assert beams == expected[round(stamp, 6)]
+        assert modalities == ["lidar"] and fill == 1.0 and size == 152 and all(len(t) == 3 for t in top_k)
+    assert int(got["diag"]["predictions"]) == 12
+
+
 def test_model_without_a_configured_topic_is_refused() -> None:
     card = _model_card()
     from beam_tracking_ros.tracking import INPUT_SENSOR, SENSOR_MODALITY

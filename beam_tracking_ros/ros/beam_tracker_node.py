@@ -15,7 +15,9 @@ A thin shell over :class:`beam_tracking_ros.tracking.BeamTracker`:
 4. bad input never crashes the node: malformed messages are counted and their frame dropped, a
    backwards clock jump (a looping bag) empties the synchronizer and the window, a silent modality
    is reported; counters and latency go to ``/diagnostics`` every ``diagnostics_period_s``;
-5. a model that reads GPS is checked against the RSU it runs on: the RSU's own fix (``rsu_gps_topic``)
+5. ``model:=geometry`` runs the non-learned LiDAR baseline (``geometry_baseline.py``) instead of a
+   trained model: the honest reference a learned model must beat, deployable without training;
+6. a model that reads GPS is checked against the RSU it runs on: the RSU's own fix (``rsu_gps_topic``)
    further than ``SITE_TOLERANCE_M`` from the model's GPS reference means every position the model
    sees is shifted by that offset, which is logged and kept as a WARN on ``/diagnostics``.
 """
@@ -55,6 +57,7 @@ FROM_MSG = {
     "lidar": lambda m, t: convert.lidar_from_msg(m, topic=t),
     "gnss": lambda m, t: convert.gnss_from_msg(m, topic=t),
 }
+GEOMETRY_MODEL = "geometry"  # model:=geometry: the non-learned LiDAR baseline instead of a trained model
 # One colour per horizon step for the RViz markers: now, +1, +2, ... (RGBA).
 STEP_COLOURS = [(0.1, 0.9, 0.1), (0.95, 0.8, 0.1), (0.95, 0.45, 0.1), (0.9, 0.1, 0.1), (0.6, 0.1, 0.8)]
 
@@ -87,7 +90,8 @@ class BeamTrackerNode(Node):
 
         topics = Topics()
         model = declare(self, "model", "student",
-                        "Model directory, or the name of one in share/beam_tracking_ros/models (student|teacher|...).")
+                        "Model directory, or the name of one in share/beam_tracking_ros/models (student|teacher|...), "
+                        "or 'geometry': the non-learned LiDAR baseline (geometry_* parameters).")
         role = declare(self, "role", "", "Expected role (teacher|student); empty = whatever the model card says.")
         backend = declare(self, "backend", "auto", "auto (ONNX Runtime if model.onnx exists) | onnx | torch.")
         device = declare(self, "device", "cpu", "torch device for the torch backend (cpu, cuda, cuda:1).")
@@ -125,16 +129,40 @@ class BeamTrackerNode(Node):
         if backend not in ("auto", "onnx", "torch"):
             raise ConfigurationError(f"backend must be auto, onnx or torch, got {backend!r}")
 
-        model_dir = resolve_model_dir(model)
-        try:
-            predictor, card = load_model(model_dir, backend=backend, device=device)
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise ConfigurationError(f"model {str(model_dir)!r} could not be loaded: {exc}") from exc
+        geo_lanes = int(declare(self, "geometry_lanes", 2,
+                                "model geometry: lanes per direction of the built-in scene the RSU sees."))
+        geo_mode = declare(self, "geometry_label_mode", "sum_rss",
+                           "model geometry: sum_rss (every vehicle in range) or single (one tracked target).")
+        geo_horizon = int(declare(self, "geometry_horizon", 3, "model geometry: future steps H."))
+        if model == GEOMETRY_MODEL:
+            # The non-learned LiDAR baseline (geometry_baseline.py): no weights, no card on disk. Its site
+            # (RSU pose, LiDAR mount, road band, codebook) is the built-in scenario's; a real deployment
+            # must build its own GeometrySite.
+            from ..geometry_baseline import GeometrySite, GeometryTracker, geometry_card
+            from ..sim import SimConfig
+
+            try:
+                site = GeometrySite.from_sim_config(SimConfig(lanes=geo_lanes, label_mode=geo_mode),
+                                                    dt=self.step_s)
+                self.tracker = GeometryTracker(site, geo_horizon, top_k=self.top_k)
+            except ValueError as exc:
+                raise ConfigurationError(f"model geometry: {exc}") from exc
+            card = geometry_card(site, geo_horizon)
+            predictor, model_dir = None, GEOMETRY_MODEL
+            if role and card.get("role") != role:
+                raise ConfigurationError(f"role: expected a {role} but the geometry baseline is a "
+                                         f"{card.get('role')!r}")
+        else:
+            model_dir = resolve_model_dir(model)
+            try:
+                predictor, card = load_model(model_dir, backend=backend, device=device)
+            except (OSError, ValueError, RuntimeError) as exc:
+                raise ConfigurationError(f"model {str(model_dir)!r} could not be loaded: {exc}") from exc
+            if role and card.get("role") != role:
+                raise ConfigurationError(f"role: expected a {role} but {model_dir} is a {card.get('role')!r}")
+            self.tracker = BeamTracker(predictor, card["modalities"], card["P"], card["H"],
+                                       card.get("preprocess"), top_k=self.top_k)
         self.card = card
-        if role and card.get("role") != role:
-            raise ConfigurationError(f"role: expected a {role} but {model_dir} is a {card.get('role')!r}")
-        self.tracker = BeamTracker(predictor, card["modalities"], card["P"], card["H"],
-                                   card.get("preprocess"), top_k=self.top_k)
         missing = [SENSOR_MODALITY[s] for s in self.tracker.sensors if not topic_of[s]]
         if missing:
             raise ConfigurationError(
@@ -174,7 +202,8 @@ class BeamTrackerNode(Node):
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(diag_period, self.publish_diagnostics)
         self.get_logger().info(
-            f"model {card.get('name')!r} ({card.get('role')}, {getattr(predictor, 'backend', backend)}) on "
+            f"model {card.get('name')!r} ({card.get('role')}, "
+            f"{getattr(predictor, 'backend', backend) if predictor is not None else 'numpy'}) on "
             f"{list(self.tracker.modalities)}: P={card['P']}, H={card['H']}, {self.n_beams} beams; "
             f"sync: {self.sync_backend}, queue {queue_size}, slop {slop} s; publishing {out_topic}")
 
@@ -257,6 +286,7 @@ class BeamTrackerNode(Node):
             step.top_k_beams = [int(b) for b in pred.top_k_beams[i]]
             step.top_k_probs = [float(p) for p in pred.top_k_probs[i]]
             msg.horizon.append(step)
+        msg.degraded = bool(pred.degraded)
         msg.window_size = self.tracker.window.size
         msg.window_fill = float(pred.window_fill)
         latency = (time.perf_counter() - t_arrival) * 1e3
