@@ -8,6 +8,7 @@ Public API::
     Simulator(config).step() -> SensorFrame; .vehicles -> VehicleState; .powers_dbm (V, B);
         .channel_result; .vehicle_gnss(ids=None) -> (V, 3); .scene (walls, rsu pose)
     generate_episode(config, n_frames) -> Iterator[SensorFrame]
+    sim_config_from_dict(dataclasses.asdict(config)) -> SimConfig (e.g. from a dataset's meta)
     SensorFrame / BeamLabel (types.py): the frame contract
     carla_format: image/radar/lidar <-> CARLA raw bytes, location_to_gnss
 """
@@ -24,7 +25,16 @@ from .carla_format import (
     radar_to_xyz,
     world_to_carla,
 )
-from .config import LABEL_MODES, WEATHERS, CameraConfig, GnssConfig, LidarConfig, RadarConfig, SimConfig
+from .config import (
+    LABEL_MODES,
+    WEATHERS,
+    CameraConfig,
+    GnssConfig,
+    LidarConfig,
+    RadarConfig,
+    SimConfig,
+    sim_config_from_dict,
+)
 from .simulator import Simulator, VehicleState, generate_episode
 from .types import BeamLabel, SensorFrame
 
@@ -50,5 +60,6 @@ __all__ = [
     "radar_from_bytes",
     "radar_to_bytes",
     "radar_to_xyz",
+    "sim_config_from_dict",
     "world_to_carla",
 ]

@@ -194,3 +194,24 @@ class SimConfig:
     @property
     def dt(self) -> float:
         return 1.0 / self.rate_hz
+
+
+def sim_config_from_dict(data: dict) -> SimConfig:
+    """Rebuild a ``SimConfig`` from ``dataclasses.asdict`` output (e.g. a dataset's ``meta['scenarios']``,
+    where JSON turned tuples into lists), so an episode can be simulated again from its stored seed."""
+    from ..channel import ArrayConfig, CodebookConfig
+
+    d = dict(data)
+    ch = dict(d.pop("channel", {}))
+    if "array" in ch:
+        ch["array"] = ArrayConfig(**ch["array"])
+    if "codebook" in ch:
+        ch["codebook"] = CodebookConfig(**ch["codebook"])
+    sub = {"camera": CameraConfig, "lidar": LidarConfig, "radar": RadarConfig, "gnss": GnssConfig}
+    for key, cls in sub.items():
+        if key in d:
+            d[key] = cls(**d[key])
+    for key in ("vehicle_mix", "building_height"):
+        if key in d:
+            d[key] = tuple(d[key])
+    return SimConfig(channel=ChannelConfig(**ch), **d)
