@@ -217,23 +217,22 @@ def run_group(args: tuple[int, int, Budget, str, str, tuple[str, ...]]) -> dict[
 
 
 def prior_baseline(data_root: Path) -> list[dict[str, Any]]:
-    """The label prior as a 'model': always rank beams by their training-set frequency.
+    """The references as 'models' (``beam_tracking_ros.references``): the label prior (always rank beams by
+    their training-set frequency), the geometry ceiling stored with the dataset, and the non-learned LiDAR
+    geometry baseline (``model:=geometry``), on the same test frames as every other row.
 
     Why: MPR's chance level is not 50 % here. Beams near broadside have high power for most vehicle
-    positions, so a fixed ranking already scores well; a model must beat this row, not 0.5.
+    positions, so a fixed ranking already scores well; a model must beat the prior, not 0.5, and the
+    ceiling says how much of the gap to a perfect score the scene allows at all.
     """
-    from beam_tracking_ros.data.store import DatasetReader
-    from beam_tracking_ros.metrics import evaluate_predictions
+    from beam_tracking_ros.references import CEILING, GEOMETRY, PRIOR, reference_metrics
 
+    keys = {PRIOR: "prior", CEILING: "ceiling", GEOMETRY: "geometry"}
     rows = []
     for lanes in LANES:
-        r = DatasetReader(data_root / f"{lanes}lane")
-        y_tr, y_te, pw = r.column("train", "beams"), r.column("test", "beams"), r.column("test", "powers_dbm")
-        counts = np.bincount(y_tr.ravel(), minlength=pw.shape[-1]).astype(np.float32)
-        scores = np.broadcast_to(np.log(counts + 1e-3), (len(y_te), y_te.shape[1], pw.shape[-1]))
-        rows.append({"lanes": lanes, "seed": 0, "runs": {"prior": {
-            "test": _summary(evaluate_predictions(np.ascontiguousarray(scores), y_te, pw)), "params": 0,
-            "flops": 0}}})
+        refs = reference_metrics(data_root / f"{lanes}lane", "test")
+        rows.append({"lanes": lanes, "seed": 0, "runs": {
+            keys[name]: {"test": _summary(m), "params": 0, "flops": 0} for name, m in refs.items()}})
     return rows
 
 
@@ -277,7 +276,8 @@ def _cost(groups: list[dict[str, Any]], key: str) -> tuple[int, int]:
 
 
 def _label(key: str) -> str:
-    names = {"prior": "label prior (train histogram)", "teacher": "Teacher (multimodal)",
+    names = {"prior": "label prior (train histogram)", "ceiling": "geometry ceiling (true boxes)",
+             "geometry": "geometry baseline (LiDAR, no training)", "teacher": "Teacher (multimodal)",
              "ma:teacher": "Ma teacher (camera+radar)",
              "ma:student:none": "Ma student, no KD", "ma:student:kl": "Ma student, KD",
              "df:teacher": "LiDAR GRU teacher", "df:student:none": "LiDAR GRU student, no KD",
@@ -299,8 +299,10 @@ def table(groups: list[dict[str, Any]], teacher_mods: Sequence[str]) -> str:
     keys: list[str] = []
     for g in groups:
         keys += [k for k in g["runs"] if k not in keys]
-    fusion = [k for k in keys if k in ("prior", "teacher") or k.startswith("single:")]
-    sections = [("Fusion vs single modality (Ma Table I)", fusion),
+    refs = [k for k in ("prior", "ceiling", "geometry") if k in keys]
+    fusion = [k for k in keys if k == "teacher" or k.startswith("single:")]
+    sections = [("References: label prior, geometry ceiling, LiDAR geometry baseline (bench/ceiling.py)", refs),
+                ("Fusion vs single modality (Ma Table I)", fusion),
                 ("Radar-only student, KD methods (CRKD Table II)", [k for k in keys if k.startswith("mlp:")]),
                 ("Student sizes (CRKD Table III)", [k for k in keys if k.startswith("size:")]),
                 ("Camera+radar student (Ma et al.)", [k for k in keys if k.startswith("ma:")]),

@@ -56,6 +56,8 @@ def test_quick_run_and_from_json(tmp_path: Path) -> None:
     done = subprocess.run([*cmd, "--json", str(out)], capture_output=True, text=True, timeout=540)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "== Claims" in done.stdout and "Ma student vs teacher" in done.stdout
+    # the references are printed beside the models, on the same test frames
+    assert all(name in done.stdout for name in ("label prior", "geometry ceiling", "geometry baseline (LiDAR"))
     saved = json.loads(out.read_text())
     assert saved["run_time_min"] > 0 and len(saved["groups"]) == 2  # 2 layouts x 1 seed
     # every model was also tested on the other layout (CRKD Table IV)
