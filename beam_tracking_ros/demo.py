@@ -6,6 +6,7 @@ Top-1/Top-k accuracy against the ground-truth beams, the power loss in dB and th
 second, and after ``--duration`` seconds stops everything with one SIGINT, as Ctrl-C would.
 
     python -m beam_tracking_ros.demo --duration 30 --model student --lanes 2 --weather day
+    python -m beam_tracking_ros.demo --model geometry     # the non-learned LiDAR baseline instead
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from collections.abc import Sequence
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m beam_tracking_ros.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of live tracking (default 30)")
-    parser.add_argument("--model", default="student", help="model name under models/ or a model directory")
+    parser.add_argument("--model", default="student",
+                        help="model name under models/, a model directory, or 'geometry' (the non-learned LiDAR "
+                             "baseline: no training, the honest reference a learned model must beat)")
     parser.add_argument("--lanes", type=int, default=2, choices=[1, 2, 3, 4, 5])
     parser.add_argument("--weather", default="day", choices=["day", "night", "rain", "fog"])
     parser.add_argument("--seed", type=int, default=1000, help="scenario seed (default: one not used in training)")

@@ -83,7 +83,8 @@ class GeometrySite:
     band the lanes occupy (min, max), the only place vehicles are looked for; road_axis_yaw: the road's
     direction (box yaw); channel: array, codebook and link budget of the RSU; walls: reflecting
     facades or None; label_mode / label_range_m: which vehicles the beam serves (as the labels);
-    dt: frame period (s) between horizon steps.
+    dt: frame period (s) between horizon steps; right_hand_traffic: vehicles on the road axis's right
+    (across < 0) drive along it, the others against it (None: no direction prior).
     """
 
     rsu: RsuPose
@@ -96,6 +97,7 @@ class GeometrySite:
     label_mode: str = "sum_rss"
     label_range_m: float = 80.0
     dt: float = 0.1
+    right_hand_traffic: bool | None = True
 
     def __post_init__(self) -> None:
         if self.label_mode not in LABEL_MODES:
@@ -231,7 +233,8 @@ class GeometryBaseline:
     def __init__(self, site: GeometrySite, horizon: int = 3, *, min_z: float = 0.3, max_z: float = 4.5,
                  road_margin_m: float = 0.3, cell_m: float = 0.5, min_points: int = 3,
                  min_size: tuple[float, float, float] = (4.2, 1.8, 1.4), velocity_smoothing: float = 0.5,
-                 max_speed_mps: float = 25.0, max_coast: int | None = None) -> None:
+                 max_speed_mps: float = 25.0, max_coast: int | None = None,
+                 initial_speed_mps: float = 10.0) -> None:
         if int(horizon) < 0:
             raise ValueError(f"horizon must be >= 0, got {horizon}")
         if not cell_m > 0 or int(min_points) < 1:
@@ -248,6 +251,7 @@ class GeometryBaseline:
         # Coasting keeps a single-mode target through the mast's blind zone (2-lane single-target test MPR
         # 0.77 -> 0.87 on seeds 200-201); for sum-RSS the coasted ghosts cost more than they gave
         # (MPR 0.937 -> 0.917), so it is off there by default.
+        self.initial_speed = float(initial_speed_mps)
         self.max_coast = int(max_coast if max_coast is not None else (15 if site.label_mode == "single" else 0))
         self.channel = ChannelModel(replace(site.channel, combine="incoherent"))
         self.n_beams = self.channel.n_beams
@@ -334,14 +338,16 @@ class GeometryBaseline:
         xy = boxes.center[:, :2]
         n = len(boxes)
         ids = np.full(n, -1, dtype=np.int64)
-        vel = np.zeros(n)
+        across_axis = np.array([-self._axis[1], self._axis[0]])
+        # a new track's velocity: the lane's direction at a typical urban speed (site knowledge), until measured
+        direction = self._lane_direction(xy @ across_axis)
+        vel = direction * self.initial_speed
         age = np.ones(n, dtype=np.int64)
         dt = None if self._prev_stamp is None or stamp is None else stamp - self._prev_stamp
         if dt is None and self._prev_stamp is None and stamp is None and self._prev_xy.shape[0]:
             dt = self.site.dt  # no stamps: consecutive frames
         m = self._prev_xy.shape[0]
         used_prev = np.zeros(m, bool)
-        across_axis = np.array([-self._axis[1], self._axis[0]])
         if dt is not None and 0 < dt <= 5 * self.site.dt and m:
             pred = self._prev_xy + dt * self._prev_v[:, None] * self._axis
             if n:
@@ -357,13 +363,19 @@ class GeometryBaseline:
                     ids[i] = self._prev_id[j]
                     used_prev[j] = True
                     span = dt * (1 + self._prev_miss[j])
-                    meas = float(np.clip(((xy[i] - self._prev_seen_xy[j]) @ self._axis) / span,
-                                         -self.max_speed, self.max_speed))
+                    meas = float(((xy[i] - self._prev_seen_xy[j]) @ self._axis) / span)
+                    if direction[i] != 0:  # vehicles do not reverse: clip to [0, max] along the lane
+                        meas = float(direction[i] * np.clip(direction[i] * meas, 0.0, self.max_speed))
+                    else:
+                        meas = float(np.clip(meas, -self.max_speed, self.max_speed))
                     # a track's first measured velocity is taken as is; later ones are smoothed
-                    a = self.alpha if self._prev_age[j] > 1 else 0.0
+                    a = self.alpha if self._prev_age[j] > 1 or direction[i] != 0 else 0.0
                     vel[i] = a * self._prev_v[j] + (1 - a) * meas
                     age[i] = self._prev_age[j] + 1
-            coast = ~used_prev & (self._prev_miss < self.max_coast) & (self._prev_age > 1)
+            # the single-mode target is coasted for as long as it is predicted in range: the label keeps it
+            # until it leaves, even where the LiDAR has long lost it (its range ends where the label's does)
+            keep = (self._prev_miss < self.max_coast) | ((self._prev_id == self._target) & (self.max_coast > 0))
+            coast = ~used_prev & keep & (self._prev_age > 1)
             coast &= np.linalg.norm(pred - np.asarray(self.site.rsu.position[:2]), axis=1) <= self.site.label_range_m
             if n and coast.any():  # a coasted track overlapping a detection is that detection under a new id
                 d = pred[None, :, :] - xy[:, None, :]
@@ -390,6 +402,13 @@ class GeometryBaseline:
         center = np.c_[all_xy, all_size[:, 2] / 2]
         out = VehicleBoxes(center, all_size, np.full(len(all_xy), self.site.road_axis_yaw))
         return out, all_ids, all_v
+
+    def _lane_direction(self, across: np.ndarray) -> np.ndarray:
+        """+1 / -1: the direction along the road axis vehicles drive at these offsets; 0 without a prior."""
+        if self.site.right_hand_traffic is None:
+            return np.zeros(len(across))
+        sign = 1.0 if self.site.right_hand_traffic else -1.0
+        return np.where(across < 0, sign, -sign)
 
     # ---- prediction --------------------------------------------------------------------------------
     def predict(self, cloud: np.ndarray, stamp: float | None = None) -> GeometryEstimate:

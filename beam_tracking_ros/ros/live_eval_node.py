@@ -58,8 +58,10 @@ class LiveEvalNode(Node):
         if self.score is None:
             self.score = OnlineBeamScore(len(msg.horizon) - 1, self.step_s)
             self.k = len(msg.horizon[0].top_k_beams) if msg.horizon else 0
-            self.model = f"{msg.model_name} ({'teacher' if msg.role == msg.ROLE_TEACHER else 'student'}, "\
-                         f"{'+'.join(msg.modalities)})"
+            # the geometry baseline has no role of its own in BeamPrediction (it is sent as a student)
+            role = ("teacher" if msg.role == msg.ROLE_TEACHER else
+                    "non-learned" if msg.model_name == "geometry" else "student")
+            self.model = f"{msg.model_name} ({role}, {'+'.join(msg.modalities)})"
             for t, p in self.pending_obs:
                 self.score.add_observation(t, p)
         self.score.add_prediction(stamp_ns, [s.beam for s in msg.horizon], [list(s.top_k_beams) for s in msg.horizon])
