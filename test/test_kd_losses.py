@@ -133,3 +133,40 @@ def test_distillation_loss_bad_config():
         L.DistillationLoss("kd-mid")
     with pytest.raises(ValueError, match="teacher_out"):
         L.DistillationLoss("kl")(out(2, 1, 4, 2, 2, 0), torch.zeros(2, 1, dtype=torch.long))
+
+
+def test_power_target_loss_is_minimised_by_the_true_power_ranking():
+    """The logits P / T (the true powers' ranking, spaced as the target) minimise the loss; any
+    permutation of them, or a hard one-hot on the best beam, scores worse."""
+    torch.manual_seed(0)
+    powers = -60.0 + 10.0 * torch.randn(5, 4, 32)
+    best = L.power_target_loss(powers / 1.0, powers, temperature_db=1.0)
+    perm = L.power_target_loss(powers[..., torch.randperm(32)], powers, temperature_db=1.0)
+    onehot = L.power_target_loss(50.0 * F.one_hot(powers.argmax(-1), 32).float(), powers, temperature_db=1.0)
+    assert best < perm and best < onehot
+    z = (powers / 1.0).clone().requires_grad_(True)
+    L.power_target_loss(z, powers, temperature_db=1.0).backward()
+    assert z.grad.abs().max() < 1e-6  # a stationary point: the minimum of a convex loss
+
+
+def test_power_target_loss_rejects_bad_input():
+    with pytest.raises(ValueError, match="temperature_db"):
+        L.power_target_loss(torch.zeros(2, 3), torch.zeros(2, 3), temperature_db=0.0)
+    with pytest.raises(ValueError, match="does not match"):
+        L.power_target_loss(torch.zeros(2, 3), torch.zeros(2, 4))
+
+
+def test_distillation_loss_task_losses():
+    torch.manual_seed(1)
+    z = torch.randn(4, 2, 8)
+    p = -70.0 + 5.0 * torch.randn(4, 2, 8)
+    y = p.argmax(-1)
+    focal, _ = L.DistillationLoss("none", task_loss="focal")({"logits": z}, y)
+    power, parts = L.DistillationLoss("none", task_loss="power")({"logits": z}, y, powers=p)
+    both, parts2 = L.DistillationLoss("none", task_loss="focal+power")({"logits": z}, y, powers=p)
+    assert set(parts) == {"power", "total"} and set(parts2) == {"focal", "power", "total"}
+    assert both.item() == pytest.approx(focal.item() + power.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="powers"):
+        L.DistillationLoss("none", task_loss="power")({"logits": z}, y)
+    with pytest.raises(ValueError, match="task_loss"):
+        L.DistillationLoss("none", task_loss="ranking")

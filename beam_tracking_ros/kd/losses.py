@@ -6,6 +6,11 @@ each must be defined exactly once, with the papers' names:
 
 * **focal loss** (Lin et al., used by CRKD eq. 7 and Ma et al. eqs. 8-9):
   ``-alpha (1 - p_y)^gamma log p_y``, averaged over samples and horizon steps.
+* **power soft-target loss** (this package; the ListNet listwise ranking loss on the label's own
+  per-beam powers): cross-entropy against ``softmax(P_dBm / T_dB)``. Why: the label is the argmax of
+  a power vector whose best and second-best beams are often ~1 dB apart, so a hard label punishes the
+  near-optimal second beam as hard as a beam 30 dB down; MPR and power loss reward the ranking, and
+  this target *is* the ranking. Chosen with ``task_loss`` ('focal', 'power' or 'focal+power').
 * **KL distillation** (Hinton; Ma et al. eqs. 10-11, Zakeri et al. eq. 9):
   ``T^2 * KL(softmax(z_t / T) || softmax(z_s / T))``; the ``T^2`` keeps gradient magnitudes independent
   of the temperature.
@@ -45,6 +50,7 @@ __all__ = [
     "poincare_distance",
     "poincare_distance_matrix",
     "poincare_exp_map0",
+    "power_target_loss",
     "relational_kd_loss",
 ]
 
@@ -52,6 +58,7 @@ DISTILLATION_METHODS: tuple[str, ...] = (
     "none", "kl", "logit-mse", "kd-mid", "kd-end", "kd-both", "rkd-mid", "rkd-end", "rkd-both",
 )
 RELATION_DISTANCES: tuple[str, ...] = ("euclidean", "cosine", "hyperbolic")
+TASK_LOSSES: tuple[str, ...] = ("focal", "power", "focal+power")
 
 
 def _as_steps(logits: Tensor) -> Tensor:
@@ -95,6 +102,28 @@ def focal_loss(
     if reduction == "none":
         return loss.reshape(targets.shape)
     raise ValueError(f"reduction: expected 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def power_target_loss(logits: Tensor, powers_dbm: Tensor, temperature_db: float = 1.0) -> Tensor:
+    """Listwise loss on the per-beam power vector: ``CE(softmax(P / T), softmax(logits))``.
+
+    ``logits`` ``(B, S, C)`` (or ``(N, C)``) and ``powers_dbm`` of the same shape. The target puts
+    ``exp(P_b / T)`` on beam ``b``: with ``T = 1 dB`` a beam 1 dB below the best gets ~37 % of its weight
+    and one 10 dB below almost none, so the model learns the ranking near the top, where MPR and power
+    loss are decided. Minimised (to the target's entropy) exactly when ``softmax(logits)`` equals the
+    target, i.e. when the logits rank beams as the true powers do, spaced by ``P / T``.
+    Non-finite powers (a beam never measured) get zero weight.
+    """
+    if temperature_db <= 0:
+        raise ValueError(f"temperature_db: must be > 0, got {temperature_db}")
+    rows = _as_steps(logits).float()
+    p = powers_dbm.reshape(-1, powers_dbm.shape[-1]).to(rows.device, torch.float32)
+    if p.shape != rows.shape:
+        raise ValueError(f"powers_dbm: shape {tuple(powers_dbm.shape)} does not match logits {tuple(logits.shape)}")
+    p = torch.where(torch.isfinite(p), p, torch.full_like(p, -torch.inf))
+    target = torch.softmax(p / temperature_db, dim=-1)
+    target = torch.nan_to_num(target, nan=0.0)  # a row with no finite power contributes nothing
+    return -(target * F.log_softmax(rows, dim=-1)).sum(-1).mean()
 
 
 def kl_distillation_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 2.0) -> Tensor:
@@ -282,6 +311,9 @@ class DistillationLoss(nn.Module):
     end_source: 'features' (the end features before the heads) or 'logits' (CRKD's reading of "end layer"
         as the output logits) for KD-end / RKD-end.
     rkd_distances, curvature, rkd_normalize: relational KD settings.
+    task_loss: the supervised term: 'focal' (the papers), 'power' (:func:`power_target_loss` on the
+        label's per-beam powers) or 'focal+power' (their sum); 'power' needs ``powers`` in ``forward``.
+    power_temperature: T (dB) of the power soft targets.
     """
 
     def __init__(
@@ -298,8 +330,16 @@ class DistillationLoss(nn.Module):
         rkd_distances: Sequence[str] = RELATION_DISTANCES,
         curvature: float = 1.0,
         rkd_normalize: bool = True,
+        task_loss: str = "focal",
+        power_temperature: float = 1.0,
     ) -> None:
         super().__init__()
+        if task_loss not in TASK_LOSSES:
+            raise ValueError(f"task_loss: expected one of {TASK_LOSSES}, got {task_loss!r}")
+        if power_temperature <= 0:
+            raise ValueError(f"power_temperature: must be > 0, got {power_temperature}")
+        self.task_loss = task_loss
+        self.power_temperature = float(power_temperature)
         if method not in DISTILLATION_METHODS:
             raise ValueError(
                 f"method: unknown distillation method {method!r}; choose from {DISTILLATION_METHODS}"
@@ -357,16 +397,27 @@ class DistillationLoss(nn.Module):
         student_out: Mapping[str, Tensor],
         targets: Tensor | None,
         teacher_out: Mapping[str, Tensor] | None = None,
+        powers: Tensor | None = None,
     ) -> tuple[Tensor, dict[str, float]]:
-        """Return ``(total_loss, parts)``; ``targets`` may be None for label-free (data-free) training."""
+        """Return ``(total_loss, parts)``; ``targets`` may be None for label-free (data-free) training.
+
+        ``powers`` ``(B, H + 1, C)`` dBm: the label powers, needed by ``task_loss`` 'power' / 'focal+power'.
+        """
         logits = student_out["logits"]
         parts: dict[str, float] = {}
         total = logits.new_zeros((), dtype=torch.float32)
         task_w = 1.0 if self.method == "none" else 1.0 - self.alpha
         if targets is not None and task_w > 0:
-            fl = focal_loss(logits, targets, self.focal_alpha, self.focal_gamma)
-            parts["focal"] = float(fl.detach())
-            total = total + task_w * fl
+            if self.task_loss in ("focal", "focal+power"):
+                fl = focal_loss(logits, targets, self.focal_alpha, self.focal_gamma)
+                parts["focal"] = float(fl.detach())
+                total = total + task_w * fl
+            if self.task_loss in ("power", "focal+power"):
+                if powers is None:
+                    raise ValueError(f"task_loss {self.task_loss!r}: needs the label powers (powers=...)")
+                pl = power_target_loss(logits, powers, self.power_temperature)
+                parts["power"] = float(pl.detach())
+                total = total + task_w * pl
         if self.method == "none":
             parts["total"] = float(total.detach())
             return total, parts

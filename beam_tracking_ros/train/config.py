@@ -25,7 +25,8 @@ Schema (every section optional except ``model``; defaults below)::
       epochs: 10, batch_size: 32, lr: 1e-3, weight_decay: 0.0, optimizer: adam|adamw|sgd,
       scheduler: none|cosine|cosine-restarts|linear-decay, restart_every: 10, decay_start: 15,
       decay_per_epoch: 5e-6, min_lr: 0.0, seed: 0, device: auto|cpu|cuda, focal_alpha: 1.0,
-      focal_gamma: 2.0, grad_clip: 0.0, deterministic: true, max_steps_per_epoch: null
+      focal_gamma: 2.0, grad_clip: 0.0, deterministic: true, max_steps_per_epoch: null,
+      task_loss: focal|power|focal+power, power_temperature: 1.0 (dB), select_by: mpr|loss
     distill:
       method: none | kd-end | kd-mid | kd-both | rkd-end | rkd-mid | rkd-both | kl | logit-mse | data-free
       teacher: runs/teacher   # teacher run directory (or null: given on the command line)
@@ -126,6 +127,9 @@ class TrainConfig:
     grad_clip: float = 0.0
     deterministic: bool = True
     max_steps_per_epoch: int | None = None
+    task_loss: str = "focal"  # 'focal' (the papers), 'power' (soft targets from the label powers), 'focal+power'
+    power_temperature: float = 1.0  # dB, T of the power soft targets
+    select_by: str = "mpr"  # best epoch by validation 'mpr' or focal 'loss'
 
 
 @dataclass
@@ -302,6 +306,9 @@ def validate(cfg: RunConfig) -> RunConfig:
     _positive(t.grad_clip, "train.grad_clip", strict=False)
     if t.max_steps_per_epoch is not None:
         _positive(t.max_steps_per_epoch, "train.max_steps_per_epoch")
+    _choice(t.task_loss, ("focal", "power", "focal+power"), "train.task_loss")
+    _positive(t.power_temperature, "train.power_temperature")
+    _choice(t.select_by, ("mpr", "loss"), "train.select_by")
     k = cfg.distill
     _choice(k.method, DISTILL_METHODS, "distill.method")
     if not 0.0 <= k.alpha <= 1.0:
