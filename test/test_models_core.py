@@ -160,3 +160,32 @@ def test_lidar_gru_normalises_each_bin() -> None:
     m.train()
     m({"lidar_feat": x})
     assert torch.allclose(m.norm.running_mean, 0.1 * x.mean(dim=(0, 1)), atol=1e-4)  # momentum 0.1 from 0
+
+
+def test_conv_encoder_grid_keeps_where_things_are():
+    """A globally pooled encoder cannot tell a blob on the left from the same blob 16 cells to the right
+    (a shift by a multiple of its total stride); the grid-pooled one (the teachers' default) can."""
+    from beam_tracking_ros.models.encoders import ConvEncoder
+
+    torch.manual_seed(0)
+    left = torch.zeros(1, 1, 1, 32, 32)
+    left[..., 12:16, 4:8] = 1.0
+    right = torch.roll(left, 16, dims=-1)
+    pooled = ConvEncoder(1, width=4, depth=2, out_dim=8, grid=0).eval()
+    gridded = ConvEncoder(1, width=4, depth=2, out_dim=8, grid=4, coords=True).eval()
+    with torch.no_grad():
+        assert torch.allclose(pooled(left), pooled(right), atol=1e-6)
+        assert not torch.allclose(gridded(left), gridded(right), atol=1e-3)
+
+
+def test_teacher_image_frames_encodes_only_the_newest_frames():
+    m = build_model("teacher", modalities=("lidar_bev", "radar_points", "gps"), num_beams=16, grid=2,
+                    image_frames=2, d_model=32, cnn_width=4, layers=1)
+    batch = example_batch(m, 2)
+    out = m.eval()(batch)
+    batch["lidar_bev"][:, :-2] = 5.0  # frames the image encoder does not read
+    assert torch.allclose(out["logits"], m(batch)["logits"])
+    with pytest.raises(ValueError, match="image_frames"):
+        build_model("teacher", image_frames=0)
+    with pytest.raises(ValueError, match="transformer"):
+        build_model("teacher", fusion="gru-mha", image_frames=2)

@@ -69,7 +69,7 @@ DERIVED_KEYS: dict[str, tuple[str, str]] = {"camera_motion": ("camera_gray", "mo
 MODALITY_GROUPS: dict[str, tuple[str, ...]] = {
     "camera": ("camera", "camera_gray", "camera_motion"),
     "radar": ("radar_points", "radar_maps", "radar"),
-    "lidar": ("lidar_bev", "lidar_feat", "lidar"),
+    "lidar": ("lidar_bev", "lidar_feat", "lidar_beams", "lidar"),
     "gnss": ("gps",),
     "gps": ("gps",),
 }

@@ -25,7 +25,7 @@ from .encoders import ConvEncoder, GPSEncoder, PointEncoder, VectorEncoder
 __all__ = ["LidarGRU", "MaStudent", "MultimodalTeacher", "RadarMLPStudent"]
 
 IMAGE_CHANNELS = {"camera": 3, "camera_motion": 1, "camera_gray": 1, "radar_maps": 2, "lidar_bev": 3}
-KNOWN_MODALITIES = (*IMAGE_CHANNELS, "radar_points", "lidar_feat", "gps")
+KNOWN_MODALITIES = (*IMAGE_CHANNELS, "radar_points", "lidar_feat", "lidar_beams", "gps")
 
 
 def _check_batch(batch: Mapping[str, Tensor], modalities: Sequence[str], window: int) -> None:
@@ -49,11 +49,14 @@ class _Heads(nn.Module):
 
 def _make_encoder(m: str, d: int, width: int, separable: bool, cfg: Mapping[str, int]) -> nn.Module:
     if m in IMAGE_CHANNELS:
-        return ConvEncoder(IMAGE_CHANNELS[m], width=width, depth=3, out_dim=d, separable=separable)
+        return ConvEncoder(IMAGE_CHANNELS[m], width=width, depth=3, out_dim=d, separable=separable,
+                           grid=int(cfg.get("grid", 0)), coords=bool(cfg.get("coords", False)))
     if m == "radar_points":
         return PointEncoder(cfg.get("point_features", 6), width=4 * width, out_dim=d)
     if m == "lidar_feat":
         return VectorEncoder(cfg.get("lidar_feature_dim", 64), width=4 * width, out_dim=d)
+    if m == "lidar_beams":
+        return VectorEncoder(cfg["num_beams"], width=4 * width, out_dim=d)
     if m == "gps":
         return GPSEncoder(3, width=2 * width, out_dim=d)
     raise ValueError(f"modalities: unknown modality {m!r}; choose from {KNOWN_MODALITIES}")
@@ -68,6 +71,19 @@ class MultimodalTeacher(nn.Module):
     ``d_model``, passed through a ``gru_layers``-layer GRU, then multi-head self-attention over the GRU
     outputs; ``end`` is the attended output of the newest step.
     ``mid`` is the time-averaged encoder output (before fusion), concatenated over modalities.
+
+    ``grid`` / ``coords``: how the image encoders keep *where* things are (see ``ConvEncoder``); 0 / False
+    is the papers' global pooling. ``image_frames``: how many of the newest frames the image-like
+    modalities (BEV, maps, camera) are encoded for (None = all P); the CNNs dominate the cost, while the
+    motion they would add over P frames is also in the cheap radar (Doppler) and GPS tokens. Transformer
+    fusion only (its tokens need not line up in time; the GRU's per-frame concatenation does).
+
+    With ``lidar_beams`` among the inputs (the beam-space LiDAR feature: each pattern's power predicted by
+    the site's channel geometry for the detected vehicles, dB / 10 relative to the best), the newest frame's
+    feature is also added to every horizon step's logits with a learned scale per step (``beam_skip``,
+    initialised to 10: logits in dB, the scale of the power soft targets). The network then learns the
+    correction -- motion over the horizon, fading, missed or merged detections -- instead of rediscovering
+    152 array patterns from the BEV.
     """
 
     def __init__(
@@ -85,10 +101,18 @@ class MultimodalTeacher(nn.Module):
         dropout: float = 0.1,
         point_features: int = 6,
         lidar_feature_dim: int = 64,
+        grid: int = 0,
+        coords: bool = False,
+        image_frames: int | None = None,
     ) -> None:
         super().__init__()
         if not modalities:
             raise ValueError("modalities: the teacher needs at least one modality")
+        if image_frames is not None and not 1 <= image_frames <= window:
+            raise ValueError(f"image_frames: must be in [1, window={window}] or None, got {image_frames}")
+        if image_frames is not None and image_frames < window and fusion != "transformer":
+            raise ValueError("image_frames < window needs fusion='transformer'")
+        self.image_frames = window if image_frames is None else int(image_frames)
         if fusion not in ("transformer", "gru-mha"):
             raise ValueError(f"fusion: expected 'transformer' or 'gru-mha', got {fusion!r}")
         if d_model % heads:
@@ -96,7 +120,8 @@ class MultimodalTeacher(nn.Module):
         self.modalities = tuple(modalities)
         self.fusion = fusion
         self.num_beams, self.horizon, self.window = num_beams, horizon, window
-        cfg = {"point_features": point_features, "lidar_feature_dim": lidar_feature_dim}
+        cfg = {"point_features": point_features, "lidar_feature_dim": lidar_feature_dim, "grid": grid,
+               "coords": coords, "num_beams": num_beams}
         self.encoders = nn.ModuleDict(
             {m: _make_encoder(m, d_model, cnn_width, False, cfg) for m in self.modalities}
         )
@@ -120,24 +145,31 @@ class MultimodalTeacher(nn.Module):
             self.mha = nn.MultiheadAttention(d_model, heads, dropout=dropout, batch_first=True)
             self.norm = nn.LayerNorm(d_model)
         self.head = _Heads(d_model, horizon + 1, num_beams)
+        self.beam_skip = nn.Parameter(torch.full((horizon + 1,), 10.0)) if "lidar_beams" in self.modalities \
+            else None
         self.mid_dim = n_mod * d_model
         self.end_dim = d_model
 
     def forward(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         _check_batch(batch, self.modalities, self.window)
-        feats = [self.encoders[m](batch[m]) for m in self.modalities]  # each (B, P, d)
+        k = self.image_frames
+        feats = [self.encoders[m](batch[m][:, -k:] if m in IMAGE_CHANNELS else batch[m])
+                 for m in self.modalities]  # each (B, P or k, d)
         mid = torch.cat([f.mean(1) for f in feats], dim=-1)
         if self.fusion == "transformer":
-            tok = torch.stack(feats, dim=1)  # (B, M, P, d)
-            tok = tok + self.modality_embed[None, :, None, :] + self.time_embed[None, None, :, :]
-            tok = self.transformer(tok.flatten(1, 2))
+            tok = torch.cat([f + self.modality_embed[i] + self.time_embed[-f.shape[1]:]
+                             for i, f in enumerate(feats)], dim=1)  # (B, sum of frames, d)
+            tok = self.transformer(tok)
             end = tok.mean(1)
         else:
             x = self.fuse(torch.cat(feats, dim=-1))
             seq, _ = self.gru(x)
             att, _ = self.mha(seq, seq, seq, need_weights=False)
             end = self.norm(seq + att)[:, -1]
-        return {"logits": self.head(end), "mid": mid, "end": end}
+        logits = self.head(end)
+        if self.beam_skip is not None:
+            logits = logits + self.beam_skip[None, :, None] * batch["lidar_beams"][:, -1, None, :]
+        return {"logits": logits, "mid": mid, "end": end}
 
 
 class RadarMLPStudent(nn.Module):
@@ -205,6 +237,7 @@ class MaStudent(nn.Module):
         d_model: int = 32,
         cnn_width: int = 8,
         heads: int = 2,
+        grid: int = 0,
     ) -> None:
         super().__init__()
         for m in modalities:
@@ -215,7 +248,7 @@ class MaStudent(nn.Module):
         self.num_beams, self.horizon, self.window = num_beams, horizon, window
         self.encoders = nn.ModuleDict(
             {
-                m: ConvEncoder(IMAGE_CHANNELS[m], cnn_width, 3, d_model, separable=True)
+                m: ConvEncoder(IMAGE_CHANNELS[m], cnn_width, 3, d_model, separable=True, grid=grid)
                 for m in self.modalities
             }
         )

@@ -37,10 +37,17 @@ def depthwise_separable_conv(cin: int, cout: int) -> nn.Sequential:
 class ConvEncoder(nn.Module):
     """Small CNN for image-like frames (camera, motion masks, radar maps, LiDAR BEV) -> ``(B, P, out_dim)``.
 
-    ``depth`` conv blocks, each followed by 2x2 max pooling, then global average pooling and a linear layer;
+    ``depth`` conv blocks, each followed by 2x2 max pooling, then pooling and a linear layer;
     ``separable=True`` swaps standard convolutions for depthwise-separable ones (Ma et al.'s student).
     The first block is always a standard convolution (a depthwise conv on 1-3 channels learns little) with
     stride ``stem_stride``: a strided stem quarters the FLOPs on 64x64 inputs, keeping CPU training fast.
+
+    ``grid``: 0 = global average pooling (translation-invariant: the encoding says *what* is in the frame
+    but not *where*); ``g > 0`` = adaptive average pooling to ``g x g`` cells, flattened, so the linear
+    layer sees where each feature fired. Why it matters here: the optimal beam is a function of where the
+    vehicles are relative to the RSU; a globally pooled BEV or range-angle map throws exactly that away.
+    ``coords``: append two normalised coordinate channels to the input (CoordConv, Liu et al. 2018), so
+    even the first filters can respond to absolute position.
     """
 
     def __init__(
@@ -51,23 +58,35 @@ class ConvEncoder(nn.Module):
         out_dim: int = 64,
         separable: bool = False,
         stem_stride: int = 2,
+        grid: int = 0,
+        coords: bool = False,
     ) -> None:
         super().__init__()
+        if grid < 0:
+            raise ValueError(f"grid: must be >= 0, got {grid}")
+        self.grid, self.coords = int(grid), bool(coords)
         layers: list[nn.Module] = []
-        c = in_channels
+        c = in_channels + (2 if coords else 0)
         for i in range(depth):
             cout = width * (2**i)
             stride = stem_stride if i == 0 else 1
             layers += [_conv_block(c, cout, separable and i > 0, stride), nn.MaxPool2d(2, ceil_mode=True)]
             c = cout
         self.features = nn.Sequential(*layers)
-        self.proj = nn.Linear(c, out_dim)
+        self.pool = nn.AdaptiveAvgPool2d(self.grid) if self.grid else None
+        self.proj = nn.Linear(c * max(self.grid, 1) ** 2, out_dim)
         self.out_dim = out_dim
 
     def forward(self, x: Tensor) -> Tensor:
         b, p = x.shape[:2]
-        y = self.features(x.reshape(b * p, *x.shape[2:]))
-        y = y.mean(dim=(2, 3))
+        x = x.reshape(b * p, *x.shape[2:])
+        if self.coords:
+            h, w = x.shape[-2:]
+            yy = torch.linspace(-1.0, 1.0, h, dtype=x.dtype, device=x.device)[:, None].expand(h, w)
+            xx = torch.linspace(-1.0, 1.0, w, dtype=x.dtype, device=x.device)[None, :].expand(h, w)
+            x = torch.cat([x, torch.stack([yy, xx]).expand(x.shape[0], 2, h, w)], dim=1)
+        y = self.features(x)
+        y = self.pool(y).flatten(1) if self.pool is not None else y.mean(dim=(2, 3))
         return torch.relu(self.proj(y)).reshape(b, p, self.out_dim)
 
 
