@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap demo test test-fast lint bench clean
+.PHONY: help bootstrap demo test test-fast lint bench clean models
 
 help:
 	@echo "make demo       the main job: built-in simulator -> beam tracker (shipped student), live accuracy/latency"
@@ -12,6 +12,7 @@ help:
 	@echo "make test-fast  tests without the ones marked slow"
 	@echo "make lint       ruff"
 	@echo "make bootstrap  only the set-up: .venv, ROS 2 wheels, colcon build, env.sh tools"
+	@echo "make models     retrain the shipped models from scratch (datasets included) into models/"
 	@echo "make clean      remove .venv, build/, install/ and stamps"
 
 bootstrap:
@@ -28,6 +29,19 @@ test-fast: bootstrap
 
 lint: bootstrap
 	@source ./env.sh && ruff check .
+
+# The shipped models from scratch: both scenes' datasets (50 x 200 frames), teachers, radar students,
+# exported with their cards into models/ (about 25 minutes on a 2-core CPU; see models/README.md).
+models: bootstrap
+	@source ./env.sh && set -e && rm -rf data/default data/single runs/teacher runs/student \
+	  runs/teacher_single runs/student_single && start=$$(date +%s) && \
+	  for scene in default single; do \
+	    t=teacher; s=student; [ $$scene = single ] && t=teacher_single && s=student_single; \
+	    beam-tracking train --config config/train/$${scene}_teacher.yaml --out runs/$$t; \
+	    beam-tracking distill --config config/train/$${scene}_student.yaml --teacher runs/$$t --out runs/$$s; \
+	    beam-tracking export runs/$$t --out models/$$t --overwrite; \
+	    beam-tracking export runs/$$s --out models/$$s --overwrite; \
+	  done && echo "make models: $$(( ($$(date +%s) - start) / 60 )) min wall"
 
 clean:
 	rm -rf .venv build install log .bootstrap

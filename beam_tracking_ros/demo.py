@@ -44,7 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     launch = subprocess.Popen(cmd, start_new_session=True, env=env)
     evaluator = subprocess.Popen(
         [sys.executable, "-P", "-m", "beam_tracking_ros.ros.live_eval_node", "--ros-args",
-         "-p", f"duration_s:={args.duration}"], start_new_session=True, env=env)
+         "-p", f"duration_s:={args.duration}", "-p", f"prior_beam:={_prior_beam(args.model)}"],
+        start_new_session=True, env=env)
     try:
         # Whichever ends first: the evaluator after --duration (the normal end), or the launch
         # (a node failed: no point in waiting for predictions that cannot come).
@@ -61,6 +62,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     if code != 0:
         print("demo: no prediction was scored; see the log above", file=sys.stderr)
     return code
+
+
+def _prior_beam(model: str) -> int:
+    """The label prior of the model's training set (its card's ``dataset.label_prior_beam``), scored live
+    beside the model; -1 where unknown (the geometry baseline, an old card)."""
+    import json
+    from pathlib import Path
+
+    dirs = [Path(model), Path("models") / model]
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        dirs.append(Path(get_package_share_directory("beam_tracking_ros")) / "models" / model)
+    except (ImportError, LookupError, ValueError):
+        pass
+    for d in dirs:
+        card = d / "model_card.json"
+        if card.is_file():
+            try:
+                beam = json.loads(card.read_text(encoding="utf-8")).get("dataset", {}).get("label_prior_beam")
+            except (OSError, ValueError):
+                return -1
+            return int(beam) if isinstance(beam, int) else -1
+    return -1
 
 
 def _stop(proc: subprocess.Popen) -> None:

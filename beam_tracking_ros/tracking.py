@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .data.preprocess import PreprocessConfig, preprocess_frame
+from .data.preprocess import BeamFeatureTracks, PreprocessConfig, preprocess_frame
 from .data.window import ObservationWindow
 
 # Which sensor feeds each model input key (the models name their inputs by preprocessed feature).
@@ -29,6 +29,8 @@ INPUT_SENSOR: dict[str, str] = {
     "radar_maps": "radar",
     "lidar_bev": "lidar",
     "lidar_feat": "lidar",
+    "lidar_beams": "lidar",
+    "radar_beams": "radar",
     "gps": "gnss",
 }
 # Sensor name in the core -> modality name on topics and in BeamPrediction.modalities.
@@ -105,11 +107,13 @@ class BeamTracker:
         self.preprocess = (preprocess if isinstance(preprocess, PreprocessConfig)
                            else PreprocessConfig.from_dict(preprocess or {}))
         self.window = ObservationWindow(size=int(window), horizon=self.horizon)
+        self.beam_tracks = BeamFeatureTracks()  # restarts with the window, as in the dataset builder
         self.stats = TrackerStats()
 
     def reset(self) -> None:
-        """Forget the window (a clock jump, a new episode)."""
+        """Forget the window and the beam-space features' vehicle tracks (a clock jump, a new episode)."""
         self.window.reset()
+        self.beam_tracks.reset()
 
     def push(self, stamp: float, raw: Mapping[str, np.ndarray]) -> HorizonPrediction | None:
         """Add one synchronized frame (raw arrays keyed by sensor) and predict once the window is full.
@@ -119,7 +123,11 @@ class BeamTracker:
         newest resets the window (a bag looping, a simulator restart).
         """
         t0 = time.perf_counter()
-        frame, stats = preprocess_frame(raw, self.preprocess, modalities=self.sensors, return_stats=True)
+        last = self.window.last_stamp
+        if last is not None and stamp <= last:  # the window will restart with this frame: so do the tracks
+            self.beam_tracks.reset()
+        frame, stats = preprocess_frame(raw, self.preprocess, modalities=self.sensors, return_stats=True,
+                                        beam_tracks=self.beam_tracks, stamp=stamp)
         self.stats.points_dropped += sum(stats.values())
         self.stats.frames += 1
         if self.window.push(frame, stamp):
@@ -159,6 +167,16 @@ class _StepScore:
     top1: int = 0
     topk: int = 0
     loss_db: float = 0.0
+    percentile: float = 0.0
+
+    def add(self, beam: int, obs: np.ndarray, top_k: tuple[int, ...] = ()) -> None:
+        best = int(np.argmax(obs))
+        self.n += 1
+        self.top1 += int(beam == best)
+        self.topk += int(best in top_k)
+        self.loss_db += float(obs[best] - obs[beam])
+        # CRKD's percentile rank (metrics.percentile_rank): (B - rank + 1) / B, rank = 1 + #stronger beams
+        self.percentile += float(obs.size - np.count_nonzero(obs > obs[beam])) / obs.size
 
 
 class OnlineBeamScore:
@@ -168,23 +186,35 @@ class OnlineBeamScore:
     for those instants arrives later (or earlier) as observations; both are matched by stamp in
     bounded buffers, so the score covers every step of the horizon without unbounded memory.
     Stamps are matched to the nearest ``step / 2``.
+
+    References on the very same scored steps, so a live figure is never read without them: the label
+    prior (``prior_beam``: always the training set's most frequent beam) and, when observations carry
+    them, the geometry ceiling (the argmax of the noise-, fading- and shadowing-free powers).
     """
 
-    def __init__(self, horizon: int, step_s: float, max_pending: int = 4096) -> None:
+    def __init__(self, horizon: int, step_s: float, max_pending: int = 4096, prior_beam: int | None = None) -> None:
         self.horizon = int(horizon)
         self.step_ns = round(step_s * 1e9)
         self.tol_ns = self.step_ns // 2
         self.max_pending = max_pending
-        self.observations: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
+        self.prior_beam = None if prior_beam is None else int(prior_beam)
+        self.observations: collections.OrderedDict[int, tuple[np.ndarray, np.ndarray | None]] = \
+            collections.OrderedDict()
         self.pending: collections.deque[tuple[int, int, int, tuple[int, ...]]] = collections.deque()
         self.steps = [_StepScore() for _ in range(self.horizon + 1)]
+        self.refs: dict[str, list[_StepScore]] = {
+            "prior": [_StepScore() for _ in range(self.horizon + 1)],
+            "ceiling": [_StepScore() for _ in range(self.horizon + 1)],
+        }
 
     def _key(self, stamp_ns: int) -> int:
         return round(stamp_ns / self.tol_ns)
 
-    def add_observation(self, stamp_ns: int, powers_dbm: np.ndarray) -> None:
-        """Ground truth (per-beam powers) at ``stamp_ns``."""
-        self.observations[self._key(stamp_ns)] = np.asarray(powers_dbm, dtype=np.float32)
+    def add_observation(self, stamp_ns: int, powers_dbm: np.ndarray, ceiling_dbm: np.ndarray | None = None) -> None:
+        """Ground truth (per-beam powers) at ``stamp_ns``, with the geometry ceiling's powers if known."""
+        p = np.asarray(powers_dbm, dtype=np.float32)
+        c = None if ceiling_dbm is None or len(ceiling_dbm) != p.size else np.asarray(ceiling_dbm, np.float32)
+        self.observations[self._key(stamp_ns)] = (p, c)
         while len(self.observations) > self.max_pending:
             self.observations.popitem(last=False)
         self._resolve()
@@ -203,25 +233,36 @@ class OnlineBeamScore:
         for item in self.pending:
             t, i, beam, tk = item
             key = self._key(t)
-            obs = self.observations.get(key)
-            if obs is None:
-                obs = self.observations.get(key + 1) if key + 1 in self.observations else self.observations.get(key - 1)
-            if obs is not None and beam < obs.size:
-                best = int(np.argmax(obs))
-                s = self.steps[i]
-                s.n += 1
-                s.top1 += int(beam == best)
-                s.topk += int(best in tk)
-                s.loss_db += float(obs[best] - obs[beam])
+            found = self.observations.get(key)
+            if found is None:
+                near = key + 1 if key + 1 in self.observations else key - 1
+                found = self.observations.get(near)
+            if found is not None and beam < found[0].size:
+                obs, ceiling = found
+                self.steps[i].add(beam, obs, tk)
+                if self.prior_beam is not None and self.prior_beam < obs.size:
+                    self.refs["prior"][i].add(self.prior_beam, obs)
+                if ceiling is not None:
+                    self.refs["ceiling"][i].add(int(np.argmax(ceiling)), obs)
             elif newest is None or key > newest - 4:  # still waiting for its ground truth
                 keep.append(item)
         self.pending = keep
 
-    def summary(self) -> dict[str, list[float] | int]:
-        """Per-step Top-1, Top-k and mean power loss (dB) so far, and the number of scored steps."""
-        return {
-            "n": [s.n for s in self.steps],
-            "top1": [s.top1 / s.n if s.n else float("nan") for s in self.steps],
-            "topk": [s.topk / s.n if s.n else float("nan") for s in self.steps],
-            "power_loss_db": [s.loss_db / s.n if s.n else float("nan") for s in self.steps],
-        }
+    def summary(self) -> dict[str, Any]:
+        """Per-step Top-1, Top-k, mean power loss (dB) and MPR so far, the number of scored steps, and
+        ``references``: name -> the same for the prior and the ceiling (empty lists where not scored)."""
+        def per_step(steps: list[_StepScore]) -> dict[str, list[float]]:
+            def mean(v: float, n: int) -> float:
+                return v / n if n else float("nan")
+
+            return {
+                "n": [s.n for s in steps],
+                "top1": [mean(s.top1, s.n) for s in steps],
+                "topk": [mean(s.topk, s.n) for s in steps],
+                "power_loss_db": [mean(s.loss_db, s.n) for s in steps],
+                "mpr": [mean(s.percentile, s.n) for s in steps],
+            }
+
+        out: dict[str, Any] = per_step(self.steps)
+        out["references"] = {k: per_step(v) for k, v in self.refs.items() if any(s.n for s in v)}
+        return out

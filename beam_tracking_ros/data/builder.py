@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .preprocess import PreprocessConfig, PreprocessError, preprocess_frame
+from .preprocess import BeamFeatureTracks, PreprocessConfig, PreprocessError, preprocess_frame
 from .store import SPLITS, DatasetWriter
 from .window import ObservationWindow
 
@@ -128,8 +128,11 @@ class EpisodeWindower:
         self.motion = cfg.motion_threshold if "camera" in self.modalities else None
         # Per-frame features: the live node's preprocess_frame unless a source needs another front end
         # (DeepSense radar cubes); it must raise PreprocessError for a missing/malformed modality.
+        # The beam-space features' vehicle tracks restart with the window (see BeamFeatureTracks).
+        self.beam_tracks = BeamFeatureTracks()
         self.features = features or (lambda frame: preprocess_frame(
-            frame, self.cfg, self.modalities, lidar_background=self.lidar_background))
+            frame, self.cfg, self.modalities, lidar_background=self.lidar_background,
+            beam_tracks=self.beam_tracks))
 
     def records(self, frames: Iterable[Any], episode: int) -> Iterator[tuple[Any, ...]]:
         """The episode as a stream of store records, in time order (what the dataset writer consumes):
@@ -156,6 +159,7 @@ class EpisodeWindower:
                 self.stats.resets += 1
             run = 0
             pending.clear()
+            self.beam_tracks.reset()
             return broke
 
         for frame in frames:

@@ -23,7 +23,7 @@ from .preprocess import PreprocessConfig
 from .store import FORMAT_VERSION, DatasetError, DatasetReader
 
 LOG = logging.getLogger(__name__)
-GENERATOR_VERSION = 3  # bump when generation changes so old caches are not reused (v3: geometry ceiling)
+GENERATOR_VERSION = 4  # bump when generation changes so old caches are not reused (v3: geometry ceiling)
 
 
 def scenario(lanes: int = 2, **overrides: Any) -> Any:
@@ -55,6 +55,22 @@ def lidar_ground_cut(config: Any, clearance_m: float = 0.3) -> float:
     reflections before its BEV. The built-in road is flat, so one height cut does it.
     """
     return float(-config.lidar.mount_height + clearance_m)
+
+
+def scenario_preprocess(config: Any, horizon: int = 3) -> PreprocessConfig:
+    """The default ``PreprocessConfig`` of a built-in scenario: everything the scene's geometry fixes.
+
+    * GPS origin at the RSU (:func:`rsu_gps_reference`) and the LiDAR ground cut (:func:`lidar_ground_cut`);
+    * a BEV fitted to the road instead of a square around the mast: 0..24 m across (the lanes of a 3-lane
+      road end at 22.5 m) by +-80 m along it (the label range), 1 m cells (24 x 160). Why: the square
+      80 x 80 m grid spent most cells on facades and cut the road at +-40 m, half the label range;
+    * the beam-space features (``lidar_beams``/``radar_beams``) through this scenario's RSU site, ``horizon``
+      steps ahead, for the scenario's label mode.
+    """
+    return PreprocessConfig(
+        gps_reference=rsu_gps_reference(config), lidar_min_z=lidar_ground_cut(config),
+        bev_x_range=(0.0, 24.0), bev_y_range=(-80.0, 80.0), bev_resolution=1.0,
+        geometry_lanes=int(config.lanes), geometry_label_mode=config.label_mode, geometry_horizon=int(horizon))
 
 
 def config_hash(payload: dict[str, Any]) -> str:
@@ -121,8 +137,7 @@ def generate_dataset(
         raise ValueError(f"frames_per_episode must be an integer > P + H - 1 = {P + H - 1}, "
                          f"got {frames_per_episode!r}")
     if cfg is None:
-        cfg = PreprocessConfig(gps_reference=rsu_gps_reference(scenarios[0]),
-                               lidar_min_z=lidar_ground_cut(scenarios[0]))
+        cfg = scenario_preprocess(scenarios[0], H)
     configs = episode_configs(scenarios, episodes, seed)
     payload = {
         "generator_version": GENERATOR_VERSION, "store_format_version": FORMAT_VERSION,

@@ -68,7 +68,7 @@ DERIVED_KEYS: dict[str, tuple[str, str]] = {"camera_motion": ("camera_gray", "mo
 # window-level motion masks); kept here so the store does not import preprocessing.
 MODALITY_GROUPS: dict[str, tuple[str, ...]] = {
     "camera": ("camera", "camera_gray", "camera_motion"),
-    "radar": ("radar_points", "radar_maps", "radar"),
+    "radar": ("radar_points", "radar_maps", "radar_beams", "radar"),
     "lidar": ("lidar_bev", "lidar_feat", "lidar_beams", "lidar"),
     "gnss": ("gps",),
     "gps": ("gps",),

@@ -25,7 +25,7 @@ from .encoders import ConvEncoder, GPSEncoder, PointEncoder, VectorEncoder
 __all__ = ["LidarGRU", "MaStudent", "MultimodalTeacher", "RadarMLPStudent"]
 
 IMAGE_CHANNELS = {"camera": 3, "camera_motion": 1, "camera_gray": 1, "radar_maps": 2, "lidar_bev": 3}
-KNOWN_MODALITIES = (*IMAGE_CHANNELS, "radar_points", "lidar_feat", "lidar_beams", "gps")
+KNOWN_MODALITIES = (*IMAGE_CHANNELS, "radar_points", "radar_beams", "lidar_feat", "lidar_beams", "gps")
 
 
 def _check_batch(batch: Mapping[str, Tensor], modalities: Sequence[str], window: int) -> None:
@@ -55,8 +55,8 @@ def _make_encoder(m: str, d: int, width: int, separable: bool, cfg: Mapping[str,
         return PointEncoder(cfg.get("point_features", 6), width=4 * width, out_dim=d)
     if m == "lidar_feat":
         return VectorEncoder(cfg.get("lidar_feature_dim", 64), width=4 * width, out_dim=d)
-    if m == "lidar_beams":
-        return VectorEncoder(cfg["num_beams"], width=4 * width, out_dim=d)
+    if m in ("lidar_beams", "radar_beams"):
+        return VectorEncoder(cfg["beam_steps"] * cfg["num_beams"], width=4 * width, out_dim=d, flatten=True)
     if m == "gps":
         return GPSEncoder(3, width=2 * width, out_dim=d)
     raise ValueError(f"modalities: unknown modality {m!r}; choose from {KNOWN_MODALITIES}")
@@ -121,7 +121,8 @@ class MultimodalTeacher(nn.Module):
         self.fusion = fusion
         self.num_beams, self.horizon, self.window = num_beams, horizon, window
         cfg = {"point_features": point_features, "lidar_feature_dim": lidar_feature_dim, "grid": grid,
-               "coords": coords, "num_beams": num_beams}
+               "coords": coords, "num_beams": num_beams,
+               "beam_steps": horizon + 1}
         self.encoders = nn.ModuleDict(
             {m: _make_encoder(m, d_model, cnn_width, False, cfg) for m in self.modalities}
         )
@@ -145,8 +146,9 @@ class MultimodalTeacher(nn.Module):
             self.mha = nn.MultiheadAttention(d_model, heads, dropout=dropout, batch_first=True)
             self.norm = nn.LayerNorm(d_model)
         self.head = _Heads(d_model, horizon + 1, num_beams)
-        self.beam_skip = nn.Parameter(torch.full((horizon + 1,), 10.0)) if "lidar_beams" in self.modalities \
-            else None
+        # the beam-space feature added to the logits: LiDAR's where present (it sees the whole road), else radar's
+        self.skip_key = next((k for k in ("lidar_beams", "radar_beams") if k in self.modalities), None)
+        self.beam_skip = nn.Parameter(torch.full((horizon + 1,), 10.0)) if self.skip_key else None
         self.mid_dim = n_mod * d_model
         self.end_dim = d_model
 
@@ -168,7 +170,11 @@ class MultimodalTeacher(nn.Module):
             end = self.norm(seq + att)[:, -1]
         logits = self.head(end)
         if self.beam_skip is not None:
-            logits = logits + self.beam_skip[None, :, None] * batch["lidar_beams"][:, -1, None, :]
+            beams = batch[self.skip_key][:, -1]  # (B, H + 1, C): the newest frame's geometry, now and ahead
+            if beams.shape[1:] != logits.shape[1:]:
+                raise ValueError(f"batch[{self.skip_key!r}]: newest frame {tuple(beams.shape[1:])}, model predicts "
+                                 f"{tuple(logits.shape[1:])} (PreprocessConfig.geometry_horizon must be H)")
+            logits = logits + self.beam_skip[None, :, None] * beams
         return {"logits": logits, "mid": mid, "end": end}
 
 
@@ -176,6 +182,9 @@ class RadarMLPStudent(nn.Module):
     """CRKD's radar-only student: a 6-layer fully connected ReLU MLP over the flattened HPS radar window.
 
     ``mid`` is the output of layer ``mid_layer`` (3 by default), ``end`` the output of the last layer.
+    ``beam_features=True`` also reads ``radar_beams`` (the beam-space feature of the radar's own
+    detections, see ``preprocess.radar_beam_features``): its newest frame joins the MLP's input and, as in
+    the teacher, is added to the logits with a learned scale per horizon step (still radar only).
     ``dropout`` (after every hidden layer, training only) is off by default; the flattened window has
     thousands of inputs and a few thousand training samples, so the MLP memorises without it.
     """
@@ -191,21 +200,25 @@ class RadarMLPStudent(nn.Module):
         num_layers: int = 6,
         mid_layer: int = 3,
         dropout: float = 0.0,
+        beam_features: bool = False,
     ) -> None:
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout: must be in [0, 1), got {dropout}")
+        self.beam_features = bool(beam_features)
         if num_layers < 1 or not 1 <= mid_layer <= num_layers:
             got = f"{mid_layer}/{num_layers}"
             raise ValueError(f"num_layers/mid_layer: need 1 <= mid_layer <= num_layers, got {got}")
-        self.modalities = ("radar_points",)
+        self.modalities = ("radar_points", "radar_beams") if self.beam_features else ("radar_points",)
         self.num_beams, self.horizon, self.window = num_beams, horizon, window
         self.in_dim = window * num_points * point_features
-        dims = [self.in_dim] + [hidden] * num_layers
+        self.beam_dim = (horizon + 1) * num_beams if self.beam_features else 0
+        dims = [self.in_dim + self.beam_dim] + [hidden] * num_layers
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
         self.mid_layer = mid_layer
         self.drop = nn.Dropout(dropout)
         self.head = _Heads(hidden, horizon + 1, num_beams)
+        self.beam_skip = nn.Parameter(torch.full((horizon + 1,), 10.0)) if self.beam_features else None
         self.mid_dim = self.end_dim = hidden
 
     def forward(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -214,6 +227,13 @@ class RadarMLPStudent(nn.Module):
         if x.shape[1] != self.in_dim:
             got = x.shape[1]
             raise ValueError(f"batch['radar_points']: flattens to {got} values, model expects {self.in_dim}")
+        beams = None
+        if self.beam_features:
+            beams = batch["radar_beams"][:, -1]
+            if beams.shape[1:] != (self.horizon + 1, self.num_beams):
+                raise ValueError(f"batch['radar_beams']: newest frame {tuple(beams.shape[1:])}, model expects "
+                                 f"{(self.horizon + 1, self.num_beams)}")
+            x = torch.cat([x, beams.flatten(1)], dim=1)
         mid = x
         for i, layer in enumerate(self.layers, start=1):
             x = torch.relu(layer(x))
@@ -221,7 +241,10 @@ class RadarMLPStudent(nn.Module):
                 mid = x
             if i < len(self.layers):
                 x = self.drop(x)
-        return {"logits": self.head(x), "mid": mid, "end": x}
+        logits = self.head(x)
+        if beams is not None:
+            logits = logits + self.beam_skip[None, :, None] * beams
+        return {"logits": logits, "mid": mid, "end": x}
 
 
 class MaStudent(nn.Module):

@@ -22,6 +22,20 @@ def _conv_block(cin: int, cout: int, separable: bool, stride: int = 1) -> nn.Seq
     )
 
 
+def _pool_matrix(n_in: int, n_out: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``(n_out, n_in)`` averaging weights of adaptive average pooling along one axis (cell i averages
+    inputs ``floor(i n_in / n_out) .. ceil((i + 1) n_in / n_out)``, as ``nn.AdaptiveAvgPool2d``).
+
+    Why a matrix: ``adaptive_avg_pool2d`` has no ONNX export when the batch axis is dynamic; two small
+    constant matmuls export everywhere and cost nothing.
+    """
+    m = torch.zeros(n_out, n_in, dtype=dtype, device=device)
+    for i in range(n_out):
+        lo, hi = (i * n_in) // n_out, -(-((i + 1) * n_in) // n_out)
+        m[i, lo:hi] = 1.0 / (hi - lo)
+    return m
+
+
 def depthwise_separable_conv(cin: int, cout: int) -> nn.Sequential:
     """MobileNet's DS-Conv (Ma et al.'s student): 3x3 depthwise then 1x1 pointwise, each with BN + ReLU."""
     return nn.Sequential(
@@ -73,7 +87,6 @@ class ConvEncoder(nn.Module):
             layers += [_conv_block(c, cout, separable and i > 0, stride), nn.MaxPool2d(2, ceil_mode=True)]
             c = cout
         self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(self.grid) if self.grid else None
         self.proj = nn.Linear(c * max(self.grid, 1) ** 2, out_dim)
         self.out_dim = out_dim
 
@@ -86,7 +99,12 @@ class ConvEncoder(nn.Module):
             xx = torch.linspace(-1.0, 1.0, w, dtype=x.dtype, device=x.device)[None, :].expand(h, w)
             x = torch.cat([x, torch.stack([yy, xx]).expand(x.shape[0], 2, h, w)], dim=1)
         y = self.features(x)
-        y = self.pool(y).flatten(1) if self.pool is not None else y.mean(dim=(2, 3))
+        if self.grid:
+            h, w = (int(n) for n in y.shape[-2:])
+            ph, pw = (_pool_matrix(n, self.grid, y.dtype, y.device) for n in (h, w))
+            y = torch.einsum("nchw,gh,kw->ncgk", y, ph, pw).flatten(1)
+        else:
+            y = y.mean(dim=(2, 3))
         return torch.relu(self.proj(y)).reshape(b, p, self.out_dim)
 
 
@@ -116,10 +134,11 @@ class PointEncoder(nn.Module):
 
 
 class VectorEncoder(nn.Module):
-    """MLP for per-frame vectors ``(B, P, D)`` (LiDAR range profile)."""
+    """MLP for per-frame vectors ``(B, P, D)`` (LiDAR range profile); ``flatten`` takes ``(B, P, ...)``."""
 
-    def __init__(self, in_features: int, width: int = 64, out_dim: int = 64) -> None:
+    def __init__(self, in_features: int, width: int = 64, out_dim: int = 64, flatten: bool = False) -> None:
         super().__init__()
+        self.flatten = flatten
         self.net = nn.Sequential(
             nn.Linear(in_features, width),
             nn.ReLU(inplace=True),
@@ -129,7 +148,7 @@ class VectorEncoder(nn.Module):
         self.out_dim = out_dim
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+        return self.net(x.flatten(2) if self.flatten else x)
 
 
 class GPSEncoder(VectorEncoder):

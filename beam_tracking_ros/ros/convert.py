@@ -583,9 +583,13 @@ class BeamObservationData:
 def beam_observation_to_msg(powers_dbm: np.ndarray, optimal_beam: int, stamp: Any, frame_id: str, *,
                             vehicle_ids: Sequence[int] = (), los_blocked: bool = False,
                             mode: str = "sum_rss", episode: int = 0, codebook_id: str = "",
-                            noise_dbm: float = 0.0, types: Any = None) -> Any:
-    """beam_tracking_ros/BeamObservation from per-beam powers (dBm), the optimal beam and the vehicles."""
+                            noise_dbm: float = 0.0, types: Any = None, ceiling_dbm: Any = None) -> Any:
+    """beam_tracking_ros/BeamObservation from per-beam powers (dBm), the optimal beam and the vehicles
+    (``ceiling_dbm``: the geometry ceiling's powers, same length, or None)."""
     p = np.asarray(powers_dbm, dtype=np.float32).reshape(-1)
+    c = np.zeros(0, np.float32) if ceiling_dbm is None else np.asarray(ceiling_dbm, dtype=np.float32).reshape(-1)
+    if c.size not in (0, p.size) or not np.isfinite(c).all():
+        raise ConversionError(f"beam observation: ceiling_dbm must be {p.size} finite powers or None, got {c.size}")
     if p.size == 0 or p.size > 65535:
         raise ConversionError(f"beam observation: powers_dbm must have 1..65535 beams, got {p.size}")
     if not 0 <= int(optimal_beam) < p.size:
@@ -601,6 +605,7 @@ def beam_observation_to_msg(powers_dbm: np.ndarray, optimal_beam: int, stamp: An
     return _cls("beam_tracking_ros/msg/BeamObservation", types)(
         header=make_header(stamp, frame_id, types), codebook_id=str(codebook_id),
         power_dbm=p if rosbags else array.array("f", p.tobytes()), optimal_beam=int(optimal_beam),
+        ceiling_power_dbm=c if rosbags else array.array("f", c.tobytes()),
         label_mode=_LABEL_MODES[mode],
         vehicle_ids=ids.astype(np.uint32) if rosbags else array.array("I", ids.astype(np.uint32).tobytes()),
         los_blocked=bool(los_blocked), noise_dbm=float(noise_dbm), episode=int(episode))
@@ -610,7 +615,8 @@ def beam_label_to_msg(label: BeamLabel, stamp: Any, frame_id: str, **kwargs: Any
     """BeamObservation from the core's BeamLabel (kwargs: episode, codebook_id, noise_dbm, types)."""
     return beam_observation_to_msg(label.powers_dbm, label.optimal_beam, stamp, frame_id,
                                    vehicle_ids=label.vehicle_ids, los_blocked=label.los_blocked,
-                                   mode=label.mode, **kwargs)
+                                   mode=label.mode, ceiling_dbm=getattr(label, "ceiling_powers_dbm", None),
+                                   **kwargs)
 
 
 def beam_observation_from_msg(msg: Any, *, topic: str = "beam_observation") -> BeamObservationData:

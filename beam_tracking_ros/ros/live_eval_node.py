@@ -38,6 +38,9 @@ class LiveEvalNode(Node):
         self.period = float(declare(self, "report_period_s", 1.0, "Seconds between printed reports."))
         self.duration = float(declare(self, "duration_s", 0.0, "Stop after this many seconds; 0 = never."))
         self.step_s = float(declare(self, "horizon_step_s", 0.1, "Time between horizon steps."))
+        prior = int(declare(self, "prior_beam", -1, "The label prior (the training set's most frequent beam, "
+                            "in the model card) to score beside the model on the same frames; -1 = none."))
+        self.prior_beam = prior if prior >= 0 else None
         if not self.period > 0 or self.duration < 0 or not self.step_s > 0:
             raise ValueError("report_period_s and horizon_step_s must be > 0, duration_s >= 0")
         self.score: OnlineBeamScore | None = None
@@ -56,14 +59,14 @@ class LiveEvalNode(Node):
         arrival = time.time()
         stamp_ns = convert.stamp_to_ns(msg.header.stamp)
         if self.score is None:
-            self.score = OnlineBeamScore(len(msg.horizon) - 1, self.step_s)
+            self.score = OnlineBeamScore(len(msg.horizon) - 1, self.step_s, prior_beam=self.prior_beam)
             self.k = len(msg.horizon[0].top_k_beams) if msg.horizon else 0
             # the geometry baseline has no role of its own in BeamPrediction (it is sent as a student)
             role = ("teacher" if msg.role == msg.ROLE_TEACHER else
                     "non-learned" if msg.model_name == "geometry" else "student")
             self.model = f"{msg.model_name} ({role}, {'+'.join(msg.modalities)})"
-            for t, p in self.pending_obs:
-                self.score.add_observation(t, p)
+            for t, p, c in self.pending_obs:
+                self.score.add_observation(t, p, c)
         self.score.add_prediction(stamp_ns, [s.beam for s in msg.horizon], [list(s.top_k_beams) for s in msg.horizon])
         self.latency.append(msg.inference_latency_ms)
         self.e2e.append((arrival - stamp_ns / 1e9) * 1e3)
@@ -71,10 +74,11 @@ class LiveEvalNode(Node):
     def on_observation(self, msg: BeamObservation) -> None:
         t = convert.stamp_to_ns(msg.header.stamp)
         p = np.asarray(msg.power_dbm, dtype=np.float32)
+        c = np.asarray(msg.ceiling_power_dbm, dtype=np.float32) if len(msg.ceiling_power_dbm) else None
         if self.score is None:
-            self.pending_obs.append((t, p))
+            self.pending_obs.append((t, p, c))
         else:
-            self.score.add_observation(t, p)
+            self.score.add_observation(t, p, c)
 
     def report(self) -> None:
         elapsed = time.monotonic() - self.started
@@ -88,13 +92,22 @@ class LiveEvalNode(Node):
                 f"[{elapsed:5.1f} s] {self.model}: scored {s['n'][0]} frames | "
                 f"now Top-1 {s['top1'][0]:.3f} Top-{self.k} {s['topk'][0]:.3f} | "
                 f"horizon Top-1 {np.nanmean(s['top1']):.3f} Top-{self.k} {np.nanmean(s['topk']):.3f} | "
-                f"power loss {np.nanmean(s['power_loss_db']):.2f} dB | "
+                f"MPR {np.nanmean(s['mpr']):.3f} power loss {np.nanmean(s['power_loss_db']):.2f} dB"
+                f"{self._references(s)} | "
                 f"latency p50 {np.percentile(lat, 50):.2f} ms p99 {np.percentile(lat, 99):.2f} ms | "
                 f"end-to-end p50 {np.percentile(e2e, 50):.1f} ms",
                 flush=True,
             )
         if self.duration and elapsed >= self.duration:
             raise SystemExit(0 if self.score is not None and self.score.summary()["n"][0] > 0 else 1)
+
+
+    @staticmethod
+    def _references(s: dict[str, Any]) -> str:
+        """' (prior MPR x / y dB, ceiling MPR x / y dB)' over the horizon, on the frames scored above."""
+        parts = [f"{name} MPR {np.nanmean(r['mpr']):.3f} / {np.nanmean(r['power_loss_db']):.2f} dB"
+                 for name, r in s["references"].items()]
+        return f" ({', '.join(parts)})" if parts else ""
 
 
 def main(args: list[str] | None = None) -> int:

@@ -91,7 +91,8 @@ def make_model_card(
         "distill": run_card.get("distill"),
         "training_command": run_card.get("command"),
         "dataset_hash": ds.get("hash"),
-        "dataset": {k: ds.get(k) for k in ("source", "label_mode", "scenario", "training_data") if k in ds},
+        "dataset": {k: ds.get(k) for k in ("source", "label_mode", "scenario", "training_data", "label_prior_beam")
+                    if k in ds},
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "trained": run_card.get("created"),
         "package_version": run_card.get("package_version"),

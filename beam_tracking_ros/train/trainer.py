@@ -29,6 +29,7 @@ import datetime as _dt
 import hashlib
 import inspect
 import json
+import logging
 import math
 import os
 import random
@@ -183,8 +184,9 @@ class DataInfo:
     available: list[str] | None = None  # modalities the dataset holds (None: synthetic, any)
 
 
+LOG = logging.getLogger(__name__)
 _GENERATE_KEYS = ("lanes", "episodes", "frames_per_episode", "seed", "P", "H", "modalities", "fractions",
-                  "chunk_size", "weather", "max_vehicles")
+                  "chunk_size", "weather", "max_vehicles", "label_mode")
 
 
 def _ensure_dataset(data_cfg: Any, progress: bool = False) -> None:
@@ -203,7 +205,7 @@ def _ensure_dataset(data_cfg: Any, progress: bool = False) -> None:
     from ..data.generate import generate_dataset, scenario
 
     lanes = spec.pop("lanes", 2)
-    overrides = {k: spec.pop(k) for k in ("weather", "max_vehicles") if k in spec}
+    overrides = {k: spec.pop(k) for k in ("weather", "max_vehicles", "label_mode") if k in spec}
     try:
         scenarios = [scenario(int(n), **overrides) for n in (lanes if isinstance(lanes, list) else [lanes])]
         if "fractions" in spec:
@@ -836,6 +838,11 @@ def _fit(cfg: RunConfig, out: Path, env: DistEnv, device: torch.device, teacher_
         metrics["test"] = evaluate_model(student, test_loader, student_mods, device, tcfg.focal_alpha,
                                          tcfg.focal_gamma)
         log(f"test: {format_metrics(metrics['test'])}")
+        refs = _references(cfg.data)
+        if refs:
+            metrics["references"] = refs
+            for name, m in refs.items():
+                log(f"test, {name.replace('_', ' ')} on the same frames: {format_metrics(m)}")
     card = make_run_card(cfg, kwargs, info, student_mods, student, metrics, history, best, command,
                          teacher_dir=str(teacher_dir) if teacher_dir else None,
                          teacher_card=teacher_card, train_time_s=time.time() - t0, world_size=env.world_size)
@@ -848,6 +855,26 @@ def _fit(cfg: RunConfig, out: Path, env: DistEnv, device: torch.device, teacher_
     if env.distributed:
         dist.barrier()
     return FitResult(str(out), epochs_run, history, metrics, {k: v.clone() for k, v in chosen.items()}, card)
+
+
+def _prior_beam(meta: Mapping[str, Any]) -> int | None:
+    """The training split's most frequent beam (the label prior the live evaluation scores beside a model)."""
+    hist = (meta.get("label_histogram") or {}).get("train")
+    return int(np.argmax(hist)) if hist else None
+
+
+def _references(data_cfg: Any) -> dict[str, Any]:
+    """The label prior and (for simulated data) the geometry ceiling on the test split, so every card
+    and log shows a model beside what a fixed guess and a perfect-geometry predictor score there."""
+    if data_cfg.synthetic is not None or data_cfg.path is None:
+        return {}
+    from ..references import reference_metrics
+
+    try:
+        return reference_metrics(data_cfg.path, data_cfg.test_split, geometry=False)
+    except (ValueError, KeyError, OSError) as exc:  # e.g. no test split: the references are a courtesy
+        LOG.warning("references not computed: %s", exc)
+        return {}
 
 
 def _better(val: Mapping[str, Any], best: Mapping[str, Any], select_by: str) -> bool:
@@ -917,7 +944,7 @@ def make_run_card(cfg: RunConfig, kwargs: Mapping[str, Any], info: DataInfo, mod
                     "codebook_id": meta.get("codebook_id"), "codebook_size": meta.get("codebook_size",
                                                                                      info.num_beams),
                     "preprocess": meta.get("preprocess"), "label_mode": meta.get("label_mode"),
-                    "scenario": meta.get("scenario")},
+                    "scenario": meta.get("scenario"), "label_prior_beam": _prior_beam(meta)},
         "distill": {"method": cfg.distill.method, "teacher": teacher_dir,
                     "teacher_name": teacher_card.get("name") if teacher_card else None},
         "metrics": dict(metrics), "history": history, "best": dict(best),
