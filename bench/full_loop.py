@@ -308,7 +308,8 @@ def offline(bench: Bench, args: argparse.Namespace, bag: Path) -> tuple[Path, di
     ds, teacher, student, export = (bench.work / n for n in ("dataset", "teacher", "student", "models/student"))
     t0 = time.monotonic()
     out = bench.run(["beam-tracking", "dataset", "build", "--out", str(ds), "--seed", str(args.seed),
-                     "--splits", args.splits, str(bag)], "dataset.log", timeout=3600)
+                     "--splits", args.splits, "--site-lanes", str(args.lanes), str(bag)], "dataset.log",
+                    timeout=3600)
     samples = re.search(r"samples: (\{.*?\}) \(total (\d+)\)", out)
     bench.timed("2 dataset build", t0, f"{samples.group(2)} samples {samples.group(1)}" if samples else "")
 

@@ -105,6 +105,13 @@ def register(subparsers: Any) -> None:
                    help="salvage truncated/corrupt MCAP bags by streaming their records")
     b.add_argument("--topic", action="append", default=[], metavar="MODALITY=TOPIC",
                    help="override a topic (camera, radar, lidar, gnss, beam, rsu_gnss), repeatable")
+    b.add_argument("--site-lanes", type=int, default=None, choices=[1, 2, 3, 4, 5],
+                   help="the bags come from the built-in scenario with this many lanes per direction: use its "
+                        "site (RSU pose, LiDAR mount, road, codebook) for the beam-space features lidar_beams/"
+                        "radar_beams, its ground cut and road-fitted BEV, as generated datasets do (the default "
+                        "teacher and student read them); default: none of these")
+    b.add_argument("--site-label-mode", default="sum_rss", choices=["sum_rss", "single"],
+                   help="label mode the site's beam-space features reduce to (default sum_rss)")
     b.add_argument("--gps-reference", type=parse_gps_reference, default=None, metavar="LAT,LON,ALT",
                    help="the RSU antenna's position, origin of the GPS feature (default: the first fix on "
                         "the RSU's GNSS topic in the bags); a negative latitude needs the = form, "
@@ -165,6 +172,12 @@ def _build(args: argparse.Namespace) -> int:
                                  f"{(*MODALITIES, 'beam', 'rsu_gnss')}")
             topics[key] = topic
         ref = {"gps_reference": a.gps_reference} if a.gps_reference else {}
+        if a.site_lanes is not None:
+            from .generate import scenario, scenario_preprocess
+
+            site = scenario_preprocess(scenario(a.site_lanes, label_mode=a.site_label_mode), a.H).to_dict()
+            site.pop("gps_reference")  # the RSU fix recorded in the bags (or --gps-reference) decides
+            ref = {**site, **ref}
         build_from_bags(a.out, a.bags, modalities=a.modalities, topics=topics, P=a.P, H=a.H,
                         cfg=_preprocess(a.preprocess, **ref), slop=a.slop, queue_size=a.queue_size,
                         fractions=a.splits, seed=a.seed, chunk_size=a.chunk_size, max_gap=a.max_gap,

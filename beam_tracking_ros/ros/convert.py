@@ -638,8 +638,12 @@ def beam_observation_from_msg(msg: Any, *, topic: str = "beam_observation") -> B
     modes = {v: k for k, v in _LABEL_MODES.items()}
     if mode_code not in modes:
         raise ConversionError(f"{topic}: label_mode {mode_code} unknown (0 single, 1 sum_rss)")
+    # the geometry ceiling where the publisher knew it (simulators) and it is usable; bags of older
+    # recorders lack the field
+    c = np.array(getattr(msg, "ceiling_power_dbm", ()), dtype=np.float32).reshape(-1)
+    ceiling = c if c.size == p.size and np.isfinite(c).all() else None
     label = BeamLabel(powers_dbm=p, optimal_beam=best, vehicle_ids=ids, los_blocked=bool(msg.los_blocked),
-                      mode=modes[mode_code])
+                      mode=modes[mode_code], ceiling_powers_dbm=ceiling)
     return BeamObservationData(stamp=stamp, label=label, episode=int(msg.episode),
                                codebook_id=str(msg.codebook_id), noise_dbm=float(msg.noise_dbm),
                                frame_id=str(msg.header.frame_id))

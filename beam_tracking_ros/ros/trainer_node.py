@@ -60,6 +60,7 @@ class TrainerOptions:
     P: int = 8
     H: int = 3
     gps_reference: str = ""
+    site_lanes: int = 2
     rebuild: bool = False
     recover: bool = False
     overwrite: bool = False
@@ -67,6 +68,8 @@ class TrainerOptions:
     def validate(self) -> None:
         if self.epochs < 0:
             raise ValueError(f"epochs must be >= 0 (0 = the configs' own), got {self.epochs}")
+        if not 0 <= self.site_lanes <= 5:
+            raise ValueError(f"site_lanes must be 0 (none) or lanes per direction 1..5, got {self.site_lanes}")
         if self.P < 1 or self.H < 0:
             raise ValueError(f"P must be >= 1 and H >= 0, got P={self.P}, H={self.H}")
         if self.gps_reference:
@@ -166,7 +169,8 @@ def run_pipeline(opts: TrainerOptions) -> dict[str, Path]:
         else:
             _cli(["dataset", "build", "--out", dataset, *bags, "--P", str(opts.P), "--H", str(opts.H)]
                  + (["--recover"] if opts.recover else [])
-                 + (["--gps-reference", opts.gps_reference] if opts.gps_reference else []))
+                 + (["--gps-reference", opts.gps_reference] if opts.gps_reference else [])
+                 + (["--site-lanes", str(opts.site_lanes)] if opts.site_lanes else []))
     # (a dataset without bags is used as it is; neither: `train` generates the configs' data.generate dataset)
 
     sets = [a for o in data + common for a in ("--set", o)]
@@ -206,6 +210,8 @@ _HELP = {
     "P": "observation window of a dataset built from bags (past frames)",
     "H": "future labels of a dataset built from bags",
     "gps_reference": "LAT,LON,ALT of the RSU for a dataset built from bags that lack its GNSS topic",
+    "site_lanes": "bags from the built-in scenario with this many lanes: its site gives the beam-space features "
+                  "the default configs read (0 = none: a real RSU, with configs that do not read them)",
     "rebuild": "rebuild the dataset from the bags even if a complete one exists",
     "recover": "read bags whose recorder was killed (no metadata.yaml)",
     "overwrite": "replace existing models/<name>/ directories",
@@ -219,7 +225,7 @@ def _parse_cli(argv: Sequence[str]) -> TrainerOptions:
     for name in ("dataset", "teacher_config", "student_config", "models_dir", "runs_dir", "method", "device",
                  "gps_reference"):
         p.add_argument("--" + name.replace("_", "-"), dest=name, default=getattr(d, name), help=_HELP[name])
-    for name in ("epochs", "P", "H"):
+    for name in ("epochs", "P", "H", "site_lanes"):
         p.add_argument("--" + name, dest=name, type=int, default=getattr(d, name), help=_HELP[name])
     for name in ("rebuild", "recover", "overwrite"):
         p.add_argument("--" + name, dest=name, action="store_true", help=_HELP[name])
