@@ -59,7 +59,8 @@ Z95 = 1.959964
 # one live_eval report line (beam_tracking_ros/ros/live_eval_node.py)
 REPORT = re.compile(
     r"scored (?P<n>\d+) frames \| now Top-1 (?P<t1>[\d.na]+) Top-(?P<k>\d+) (?P<tk>[\d.na]+) \| "
-    r"horizon Top-1 (?P<h1>[\d.na]+) Top-\d+ (?P<hk>[\d.na]+) \| power loss (?P<pl>[-\d.na]+) dB \| "
+    r"horizon Top-1 (?P<h1>[\d.na]+) Top-\d+ (?P<hk>[\d.na]+) \| MPR (?P<mpr>[\d.na]+) "
+    r"power loss (?P<pl>[-\d.na]+) dB(?: \((?P<refs>[^)]*)\))? \| "
     r"latency p50 (?P<lat50>[\d.]+) ms p99 (?P<lat99>[\d.]+) ms \| end-to-end p50 (?P<e2e>[-\d.]+) ms")
 
 
@@ -374,7 +375,7 @@ def live(bench: Bench, args: argparse.Namespace, model: Path) -> dict[str, float
     last = reports[-1]
     print(f"live: {last.group(0)}", flush=True)
     bench.timed("5 live tracker", t0, f"{args.live_episodes} x {args.frames} frames at 10 Hz, seed {args.live_seed}")
-    res = {k: float(v) for k, v in last.groupdict().items()}
+    res = {k: float(v) for k, v in last.groupdict().items() if k != "refs"}
     return res
 
 
@@ -445,8 +446,12 @@ def compare(live_res: dict[str, float], metrics: dict[str, Any], source: str,
             f"{prior[key][step] if step is not None else prior[key]:.3f}")
         rows.append((name, f"{p_live:.3f}", f"{p_off:.3f}", f"{p_live - p_off:+.3f}", f"{half:.3f}",
                      "yes" if ok else "NO", base))
+    rows.append(("MPR (horizon avg)", f"{live_res['mpr']:.3f}", f"{metrics.get('ampr', float('nan')):.3f}",
+                 f"{live_res['mpr'] - metrics.get('ampr', float('nan')):+.3f}", "", "",
+                 f"{prior['ampr']:.3f}" if prior and "ampr" in prior else ""))
     rows.append(("power loss dB (mean)", f"{live_res['pl']:.2f}",
-                 f"{metrics.get('mean_power_loss_db', float('nan')):.2f}", "", "", "", ""))
+                 f"{metrics.get('mean_power_loss_db', float('nan')):.2f}", "", "", "",
+                 f"{prior['mean_power_loss_db']:.2f}" if prior and "mean_power_loss_db" in prior else ""))
     print(f"\nlive ({n_live} frames) vs offline test of {source} ({n_off} samples); prior = always the train "
           "split's most frequent beams, on the same test samples:")
     table(("metric", "live", "offline", "diff", "95% +-", "agree", "prior"), rows)
