@@ -221,7 +221,10 @@ def test_gps_model_on_another_sites_rsu_is_reported() -> None:
     lat, lon, alt = card["preprocess"]["gps_reference"]
     tracker = _start_tracker(model=teacher)
     try:
-        got = _play({**_plan(14, ["radar", "gnss"]), "period": 0.1, "rsu_fix": [lat + 0.01, lon, alt]})
+        from beam_tracking_ros.tracking import sensors_for_inputs
+
+        sensors = list(sensors_for_inputs(card["modalities"]))  # every sensor the shipped teacher reads
+        got = _play({**_plan(14, sensors), "period": 0.1, "rsu_fix": [lat + 0.01, lon, alt]})
     finally:
         tracker.terminate()
         tracker.communicate(timeout=20)
