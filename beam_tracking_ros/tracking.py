@@ -31,6 +31,7 @@ INPUT_SENSOR: dict[str, str] = {
     "lidar_feat": "lidar",
     "lidar_beams": "lidar",
     "radar_beams": "radar",
+    "gps_beams": "gnss",
     "gps": "gnss",
 }
 # Sensor name in the core -> modality name on topics and in BeamPrediction.modalities.

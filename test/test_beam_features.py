@@ -123,3 +123,24 @@ def test_online_score_mpr_and_references():
     bare.add_observation(0, obs)
     bare.add_prediction(0, [0], [[0]])
     assert bare.summary()["references"] == {} and bare.summary()["mpr"] == [1.0]
+
+
+def test_gps_beams_follow_the_single_target():
+    """Single-target labels: the GNSS fix is the target's, and its beam-space feature (the fix through the
+    site's geometry) ranks the label's beams far better than the prior; rows ahead use the speed measured
+    between consecutive fixes."""
+    sc = scenario(2, label_mode="single", seed=4)
+    cfg = scenario_preprocess(sc, horizon=3)
+    tracks = P.BeamFeatureTracks()
+    percentiles = []
+    for f in generate_episode(sc, 80):
+        if f.gnss is None or f.beam is None:
+            tracks.reset()
+            continue
+        feat = P.gps_beam_features(f.gnss, cfg, tracks, f.stamp)
+        assert feat.shape == (4, 152) and feat.max() == 0.0
+        p = f.beam.powers_dbm
+        percentiles.append(1.0 - np.count_nonzero(p > p[int(np.argmax(feat[0]))]) / p.size)
+    assert len(percentiles) > 40 and np.mean(percentiles) > 0.9
+    with pytest.raises(P.PreprocessError, match="gnss"):
+        P.gps_beam_features(np.array([np.nan, 8.4, 110.0]), cfg)

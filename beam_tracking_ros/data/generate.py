@@ -23,7 +23,9 @@ from .preprocess import PreprocessConfig
 from .store import FORMAT_VERSION, DatasetError, DatasetReader
 
 LOG = logging.getLogger(__name__)
-GENERATOR_VERSION = 4  # bump when generation changes so old caches are not reused (v3: geometry ceiling)
+# bump when generation changes so old caches are not reused (v3: geometry ceiling, v4: beam-space features,
+# v5: gps_beams)
+GENERATOR_VERSION = 5
 
 
 def scenario(lanes: int = 2, **overrides: Any) -> Any:

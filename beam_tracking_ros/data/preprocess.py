@@ -20,6 +20,8 @@ Outputs of :func:`preprocess_frame` (default config shapes in brackets):
   predicts for the vehicles detected in the cloud, now and ``G`` steps ahead, relative to the best pattern,
   /10 dB (only when ``geometry_lanes`` names the site; see :func:`lidar_beam_features`)  [4, 152]
 * ``radar_beams``  ``(G + 1, B)`` the same beam-space feature from the moving radar detections  [4, 152]
+* ``gps_beams``    ``(G + 1, B)`` the same beam-space feature for the vehicle at the GNSS fix (single-target
+  labels: the fix is the target's own)                                         [4, 152]
 * ``gps``          ``(3,)`` east, north, up relative to the RSU, divided by a scale  [3]
 
 Window-level: :func:`motion_masks` turns a ``(P, 1, H, W)`` grey sequence into the binary frame-difference
@@ -41,6 +43,7 @@ __all__ = [
     "PreprocessConfig",
     "PreprocessError",
     "estimate_lidar_background",
+    "gps_beam_features",
     "gps_to_local",
     "highest_point_sampling",
     "lidar_beam_features",
@@ -173,7 +176,7 @@ MODALITY_KEYS: dict[str, tuple[str, ...]] = {
     "camera": ("camera", "camera_gray"),
     "radar": ("radar_points", "radar_maps", "radar_beams"),
     "lidar": ("lidar_bev", "lidar_feat", "lidar_beams"),
-    "gnss": ("gps",),
+    "gnss": ("gps", "gps_beams"),
 }
 
 
@@ -191,6 +194,8 @@ def output_shapes(cfg: PreprocessConfig) -> dict[str, tuple[int, ...]]:
         "lidar_feat": (cfg.lidar_feature_bins,),
         "radar_beams": (cfg.geometry_horizon + 1,
                         _geometry_baseline(cfg).n_beams if cfg.geometry_lanes is not None else 0),
+        "gps_beams": (cfg.geometry_horizon + 1,
+                      _geometry_baseline(cfg).n_beams if cfg.geometry_lanes is not None else 0),
         "lidar_beams": (cfg.geometry_horizon + 1,
                         _geometry_baseline(cfg).n_beams if cfg.geometry_lanes is not None else 0),
         "gps": (3,),
@@ -539,6 +544,7 @@ class BeamFeatureTracks:
 
     def __init__(self) -> None:
         self._by_sensor: dict[str, Any] = {}
+        self.gps_last: tuple[float, np.ndarray] | None = None  # (stamp, world xy) of the previous fix
 
     def baseline(self, cfg: PreprocessConfig, sensor: str) -> Any:
         if sensor not in self._by_sensor:
@@ -551,6 +557,7 @@ class BeamFeatureTracks:
     def reset(self) -> None:
         for b in self._by_sensor.values():
             b.reset()
+        self.gps_last = None
 
 
 def _beam_features(base: Any, cloud: np.ndarray, tracks: BeamFeatureTracks | None = None,
@@ -609,6 +616,51 @@ def lidar_beam_features(points: np.ndarray, cfg: PreprocessConfig, tracks: BeamF
     if cfg.geometry_lanes is None:
         raise PreprocessError("lidar", "lidar_beams needs PreprocessConfig.geometry_lanes (the RSU site)")
     return _beam_features(_geometry_baseline(cfg), points, tracks, "lidar", cfg, stamp)
+
+
+def gps_beam_features(gnss: np.ndarray, cfg: PreprocessConfig, tracks: BeamFeatureTracks | None = None,
+                      stamp: float | None = None) -> np.ndarray:
+    """:func:`lidar_beam_features` for the one vehicle at the GNSS fix: a car-sized box whose roof is at
+    the fix (position relative to the RSU's own fix, ``gps_reference``), through the site's channel
+    geometry, now and ``geometry_horizon`` steps ahead -- moved along its lane's direction at the speed
+    measured between this fix and the previous one (with ``tracks``), else at ``geometry_speed_mps``.
+
+    Why: with single-target labels the fix the vehicle reports *is* the label's target, the vehicle a
+    detector cannot tell from its neighbours (position-aided beam prediction, DeepSense's GPS task). Other
+    vehicles are not known here, so blockage by them is not modelled.
+    """
+    if cfg.geometry_lanes is None:
+        raise PreprocessError("gnss", "gps_beams needs PreprocessConfig.geometry_lanes (the RSU site)")
+    from ..channel import VehicleBoxes, label_powers
+
+    local = preprocess_gps(gnss, cfg) * cfg.gps_scale  # east, north, up of the fix from the RSU antenna (m)
+    base = _geometry_baseline(cfg)
+    site = base.site
+    rsu = np.asarray(site.rsu.position, dtype=np.float64)
+    xy = rsu[:2] + local[:2]
+    roof = max(float(rsu[2] + local[2]), 1.0)
+    axis = np.array([math.cos(site.road_axis_yaw), math.sin(site.road_axis_yaw)])
+    across = float(xy @ np.array([-axis[1], axis[0]]))
+    direction = 1.0 if across < 0 else -1.0  # right-hand traffic: the lanes right of the axis drive along it
+    speed = cfg.geometry_speed_mps * direction
+    if tracks is not None and stamp is not None:
+        last = tracks.gps_last
+        if last is not None and 0.0 < stamp - last[0] <= 1.0:
+            measured = float((xy - last[1]) @ axis) / (stamp - last[0])
+            if abs(measured) <= 2 * cfg.geometry_speed_mps:  # a jump between two vehicles is not a speed
+                speed = measured
+        tracks.gps_last = (float(stamp), xy.copy())
+    steps = np.arange(cfg.geometry_horizon + 1) * site.dt
+    centers = np.zeros((steps.size, 3))
+    centers[:, :2] = xy + (speed * steps)[:, None] * axis
+    centers[:, 2] = roof / 2
+    out = np.zeros((steps.size, base.n_beams), np.float32)
+    for h in range(steps.size):  # one vehicle per call: no blockage between a vehicle and its future self
+        box = VehicleBoxes(centers[h:h + 1], np.array([[4.5, 1.8, roof]]), np.array([site.road_axis_yaw]))
+        res = base.channel.compute(site.rsu, box, site.walls, rng=None, shadow_db=np.zeros(1))
+        p = label_powers(res.powers_dbm, "single", 0).astype(np.float64)
+        out[h] = np.clip((p - p.max()) / 10.0, -BEAM_FEATURE_FLOOR_DB / 10.0, 0.0)
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -708,4 +760,6 @@ def preprocess_frame(
                 out["lidar_beams"] = lidar_beam_features(raw, cfg, beam_tracks, stamp)
         else:
             out["gps"] = preprocess_gps(raw, cfg)
+            if cfg.geometry_lanes is not None:
+                out["gps_beams"] = gps_beam_features(raw, cfg, beam_tracks, stamp)
     return (out, stats) if return_stats else out

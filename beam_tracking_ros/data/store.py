@@ -70,8 +70,8 @@ MODALITY_GROUPS: dict[str, tuple[str, ...]] = {
     "camera": ("camera", "camera_gray", "camera_motion"),
     "radar": ("radar_points", "radar_maps", "radar_beams", "radar"),
     "lidar": ("lidar_bev", "lidar_feat", "lidar_beams", "lidar"),
-    "gnss": ("gps",),
-    "gps": ("gps",),
+    "gnss": ("gps", "gps_beams"),
+    "gps": ("gps", "gps_beams"),
 }
 
 

@@ -25,7 +25,10 @@ from .encoders import ConvEncoder, GPSEncoder, PointEncoder, VectorEncoder
 __all__ = ["LidarGRU", "MaStudent", "MultimodalTeacher", "RadarMLPStudent"]
 
 IMAGE_CHANNELS = {"camera": 3, "camera_motion": 1, "camera_gray": 1, "radar_maps": 2, "lidar_bev": 3}
-KNOWN_MODALITIES = (*IMAGE_CHANNELS, "radar_points", "radar_beams", "lidar_feat", "lidar_beams", "gps")
+# beam-space features, in the order the logits' skip prefers them: the GNSS fix is the target's own
+# (single-target labels), LiDAR sees the whole road, the radar a part of it
+BEAM_FEATURES = ("gps_beams", "lidar_beams", "radar_beams")
+KNOWN_MODALITIES = (*IMAGE_CHANNELS, "radar_points", "radar_beams", "lidar_feat", "lidar_beams", "gps", "gps_beams")
 
 
 def _check_batch(batch: Mapping[str, Tensor], modalities: Sequence[str], window: int) -> None:
@@ -64,7 +67,7 @@ def _make_encoder(m: str, d: int, width: int, separable: bool, cfg: Mapping[str,
         return PointEncoder(cfg.get("point_features", 6), width=4 * width, out_dim=d)
     if m == "lidar_feat":
         return VectorEncoder(cfg.get("lidar_feature_dim", 64), width=4 * width, out_dim=d)
-    if m in ("lidar_beams", "radar_beams"):
+    if m in BEAM_FEATURES:
         return VectorEncoder(cfg["beam_steps"] * cfg["num_beams"], width=4 * width, out_dim=d, flatten=True)
     if m == "gps":
         return GPSEncoder(3, width=2 * width, out_dim=d)
@@ -154,8 +157,8 @@ class MultimodalTeacher(nn.Module):
             )
             self.mha = nn.MultiheadAttention(d_model, heads, dropout=dropout, batch_first=True)
             self.norm = nn.LayerNorm(d_model)
-        # the beam-space feature added to the logits: LiDAR's where present (it sees the whole road), else radar's
-        self.skip_key = next((k for k in ("lidar_beams", "radar_beams") if k in self.modalities), None)
+        # the beam-space feature added to the logits (BEAM_FEATURES' order of preference)
+        self.skip_key = next((k for k in BEAM_FEATURES if k in self.modalities), None)
         self.head = _Heads(d_model, horizon + 1, num_beams, residual=self.skip_key is not None)
         self.beam_skip = nn.Parameter(torch.full((horizon + 1,), 10.0)) if self.skip_key else None
         self.mid_dim = n_mod * d_model

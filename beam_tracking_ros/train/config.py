@@ -71,7 +71,7 @@ __all__ = [
 #: model input keys of data/preprocess.py as the dataset store holds them
 MODALITIES: tuple[str, ...] = (
     "camera", "camera_gray", "camera_motion", "radar_points", "radar_maps", "radar_beams", "lidar_bev",
-    "lidar_feat", "lidar_beams", "gps", "radar", "lidar",
+    "lidar_feat", "lidar_beams", "gps", "gps_beams", "radar", "lidar",
 )
 DISTILL_METHODS: tuple[str, ...] = (
     "none", "kd-end", "kd-mid", "kd-both", "rkd-end", "rkd-mid", "rkd-both", "kl", "logit-mse", "data-free",
