@@ -128,7 +128,7 @@ class BeamTracker:
         if last is not None and stamp <= last:  # the window will restart with this frame: so do the tracks
             self.beam_tracks.reset()
         frame, stats = preprocess_frame(raw, self.preprocess, modalities=self.sensors, return_stats=True,
-                                        beam_tracks=self.beam_tracks, stamp=stamp)
+                                        beam_tracks=self.beam_tracks, stamp=stamp, outputs=self.inputs)
         self.stats.points_dropped += sum(stats.values())
         self.stats.frames += 1
         if self.window.push(frame, stamp):

@@ -144,3 +144,12 @@ def test_gps_beams_follow_the_single_target():
     assert len(percentiles) > 40 and np.mean(percentiles) > 0.9
     with pytest.raises(P.PreprocessError, match="gnss"):
         P.gps_beam_features(np.array([np.nan, 8.4, 110.0]), cfg)
+
+
+def test_only_the_beam_features_a_model_reads_are_computed(frames):
+    f = frames[20]
+    full = P.preprocess_frame(f, CFG, ("radar", "lidar"))
+    assert {"radar_beams", "lidar_beams"} <= set(full)
+    live = P.preprocess_frame(f, CFG, ("radar", "lidar"), outputs=("radar_points", "lidar_beams"))
+    assert "radar_beams" not in live and "lidar_beams" in live
+    np.testing.assert_array_equal(live["lidar_beams"], full["lidar_beams"])

@@ -725,6 +725,7 @@ def preprocess_frame(
     lidar_background: np.ndarray | None = None,
     beam_tracks: BeamFeatureTracks | None = None,
     stamp: float | None = None,
+    outputs: Sequence[str] | None = None,
 ) -> dict[str, np.ndarray] | tuple[dict[str, np.ndarray], dict[str, int]]:
     """Preprocess one synchronized frame (a ``SensorFrame`` or a mapping with the same field names).
 
@@ -732,10 +733,17 @@ def preprocess_frame(
     a requested modality that is missing raises :class:`PreprocessError`. With ``return_stats`` also
     returns how many NaN/inf points were dropped per cloud (``{'radar_dropped': n, 'lidar_dropped': m}``).
     ``beam_tracks``: the stream's :class:`BeamFeatureTracks` for the beam-space features (None: stateless),
-    with the frame's ``stamp`` (default: the frame's own ``stamp`` field).
+    with the frame's ``stamp`` (default: the frame's own ``stamp`` field). ``outputs``: the keys a model
+    reads (None: all, as a dataset stores them); the beam-space features (a few ms each) are computed only
+    when wanted -- the live tracker passes its model's inputs.
     """
+
     stamp = stamp if stamp is not None else _get(frame, "stamp")
     cfg = cfg or PreprocessConfig()
+
+    def beams_wanted(key: str) -> bool:
+        return cfg.geometry_lanes is not None and (outputs is None or key in outputs)
+
     present = tuple(m for m in ("camera", "radar", "lidar", "gnss") if _get(frame, m) is not None)
     wanted = present if modalities is None else tuple(modalities)
     out: dict[str, np.ndarray] = {}
@@ -751,15 +759,15 @@ def preprocess_frame(
         elif m == "radar":
             out["radar_points"], stats["radar_dropped"] = radar_points(raw, cfg)
             out["radar_maps"], _ = radar_detection_maps(raw, cfg)
-            if cfg.geometry_lanes is not None:
+            if beams_wanted("radar_beams"):
                 out["radar_beams"] = radar_beam_features(raw, cfg, beam_tracks, stamp)
         elif m == "lidar":
             out["lidar_bev"], stats["lidar_dropped"] = lidar_bev(raw, cfg)
             out["lidar_feat"], _ = lidar_range_profile(raw, cfg, lidar_background)
-            if cfg.geometry_lanes is not None:
+            if beams_wanted("lidar_beams"):
                 out["lidar_beams"] = lidar_beam_features(raw, cfg, beam_tracks, stamp)
         else:
             out["gps"] = preprocess_gps(raw, cfg)
-            if cfg.geometry_lanes is not None:
+            if beams_wanted("gps_beams"):
                 out["gps_beams"] = gps_beam_features(raw, cfg, beam_tracks, stamp)
     return (out, stats) if return_stats else out
