@@ -540,7 +540,7 @@ class GeometryTracker:
 
 def geometry_card(site: GeometrySite, horizon: int = 3) -> dict[str, Any]:
     """A model card for the baseline, with the keys the tracker node reads from a trained model's card."""
-    from .ros.topics import codebook_id  # ROS-free (plain strings), as data/generate.py uses it
+    from .channel import codebook_id
 
     n = ChannelModel(site.channel).n_beams
     return {"name": MODEL_NAME, "role": "baseline", "modalities": ["lidar"], "P": 1, "H": int(horizon),

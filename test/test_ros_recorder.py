@@ -261,9 +261,10 @@ def test_record_launch_records_n_episodes_and_ends(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------------
 def _simulated_bag(path: Path, episodes: int, frames: int) -> None:
     """A bag as the recorder writes it from the simulator node (same converters, rosbags types)."""
+    from beam_tracking_ros.channel import codebook_id
     from beam_tracking_ros.data.bag import BagWriter, make_typestore
     from beam_tracking_ros.ros import convert
-    from beam_tracking_ros.ros.topics import Topics, codebook_id
+    from beam_tracking_ros.ros.topics import Topics
     from beam_tracking_ros.sim import SimConfig, Simulator
 
     ts, t = make_typestore(), Topics()

@@ -181,6 +181,12 @@ class ChannelConfig:
         return -174.0 + 10.0 * np.log10(self.bandwidth_hz) + self.noise_figure_db
 
 
+def codebook_id(channel: ChannelConfig, n_beams: int) -> str:
+    """A short id that changes whenever beam indices would mean other beams (array, carrier, codebook)."""
+    a = channel.array
+    return f"{a.kind}{a.n_rows}x{a.n_cols}_{a.carrier_ghz:g}ghz_{n_beams}"
+
+
 @dataclass
 class ChannelResult:
     """Output of ChannelModel.compute for V vehicles, L = 2 + K paths, B beams.

@@ -182,10 +182,9 @@ def generate_dataset(
 
 
 def _codebook_id(config: Any) -> str:
-    """The codebook id the simulator node publishes in BeamObservation (ros/topics.codebook_id), so
+    """The codebook id the simulator node publishes in BeamObservation (channel.codebook_id), so
     datasets, live predictions and ground truth name the same codebook the same way."""
-    from ..channel import ChannelModel
-    from ..ros.topics import codebook_id
+    from ..channel import ChannelModel, codebook_id
 
     return codebook_id(config.channel, ChannelModel(config.channel).n_beams)
 

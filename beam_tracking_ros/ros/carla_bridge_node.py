@@ -61,6 +61,7 @@ from ..channel import (
     RsuPose,
     VehicleBoxes,
     Walls,
+    codebook_id,
     label_powers,
     optimal_beam,
 )
@@ -73,7 +74,7 @@ from . import convert
 from .carla_probe import carla_server_answers, describe_no_server
 from .params import declare
 from .spin import run_node
-from .topics import Topics, codebook_id
+from .topics import Topics
 
 # ================================================================================================
 # Pure conversions (no server, no ROS): CARLA objects -> the core's numpy arrays

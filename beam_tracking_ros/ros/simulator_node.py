@@ -25,11 +25,12 @@ from sensor_msgs.msg import CameraInfo, Image, NavSatFix, PointCloud2
 
 from beam_tracking_ros.msg import BeamObservation
 
+from ..channel import codebook_id
 from ..sim import SimConfig, Simulator
 from . import convert
 from .params import declare, sim_config_from_params
 from .spin import run_node
-from .topics import Topics, codebook_id
+from .topics import Topics
 
 SIM_PARAMS: dict[str, tuple[Any, str]] = {
     "seed": (0, "Random seed of the first episode (episode k uses seed + k); same seed, same scene."),

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..channel import ChannelConfig
-
 RSU_ROLE = "rsu"
 TARGET_ROLE = "target"
 
@@ -65,8 +63,3 @@ class Topics:
         """Modality name -> topic, the keys the models' cards use."""
         return {"camera": self.camera, "radar": self.radar, "lidar": self.lidar, "gps": self.gnss}
 
-
-def codebook_id(channel: ChannelConfig, n_beams: int) -> str:
-    """A short id that changes whenever beam indices would mean other beams (array, carrier, codebook)."""
-    a = channel.array
-    return f"{a.kind}{a.n_rows}x{a.n_cols}_{a.carrier_ghz:g}ghz_{n_beams}"
