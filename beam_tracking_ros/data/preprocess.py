@@ -184,6 +184,7 @@ def output_shapes(cfg: PreprocessConfig) -> dict[str, tuple[int, ...]]:
     """Per-frame output shape of every key :func:`preprocess_frame` can return."""
     h, w = cfg.image_size
     gx, gy = cfg.bev_shape
+    beams = (cfg.geometry_horizon + 1, _geometry_baseline(cfg).n_beams if cfg.geometry_lanes is not None else 0)
     return {
         "camera": (3, h, w),
         "camera_gray": (1, h, w),
@@ -192,13 +193,8 @@ def output_shapes(cfg: PreprocessConfig) -> dict[str, tuple[int, ...]]:
         "radar_maps": (2, cfg.radar_range_bins, cfg.radar_angle_bins),
         "lidar_bev": (3, gx, gy),
         "lidar_feat": (cfg.lidar_feature_bins,),
-        "radar_beams": (cfg.geometry_horizon + 1,
-                        _geometry_baseline(cfg).n_beams if cfg.geometry_lanes is not None else 0),
-        "gps_beams": (cfg.geometry_horizon + 1,
-                      _geometry_baseline(cfg).n_beams if cfg.geometry_lanes is not None else 0),
-        "lidar_beams": (cfg.geometry_horizon + 1,
-                        _geometry_baseline(cfg).n_beams if cfg.geometry_lanes is not None else 0),
         "gps": (3,),
+        **dict.fromkeys(("radar_beams", "lidar_beams", "gps_beams"), beams),
     }
 
 
@@ -560,19 +556,24 @@ class BeamFeatureTracks:
         self.gps_last = None
 
 
-def _beam_features(base: Any, cloud: np.ndarray, tracks: BeamFeatureTracks | None = None,
-                   sensor: str = "lidar", cfg: PreprocessConfig | None = None, stamp: float | None = None
-                   ) -> np.ndarray:
+def _relative_db(powers_dbm: np.ndarray) -> np.ndarray:
+    """Per row ``(P_b - max_b P_b) / 10`` clipped to ``[-BEAM_FEATURE_FLOOR_DB / 10, 0]``: the features' scale."""
+    p = np.asarray(powers_dbm, dtype=np.float64)
+    rel = (p - p.max(axis=-1, keepdims=True)) / 10.0
+    return np.clip(rel, -BEAM_FEATURE_FLOOR_DB / 10.0, 0.0).astype(np.float32)
+
+
+def _beam_features(cfg: PreprocessConfig, sensor: str, cloud: np.ndarray, tracks: BeamFeatureTracks | None,
+                   stamp: float | None) -> np.ndarray:
+    """The geometry baseline's scores of ``cloud`` as features: the stream's tracked baseline, or (no
+    ``tracks``) the shared one reset first (one frame, no tracks); all zeros when nothing was detected."""
     if tracks is None:
-        base.reset()  # stateless: one frame, no tracks
+        base = _geometry_baseline(cfg, sensor)
+        base.reset()
         est = base.predict(cloud)
     else:
         est = tracks.baseline(cfg, sensor).predict(cloud, stamp)
-    s = est.scores.astype(np.float64)
-    if est.degraded:
-        return np.zeros(s.shape, np.float32)
-    rel = (s - s.max(axis=1, keepdims=True)) / 10.0
-    return np.clip(rel, -BEAM_FEATURE_FLOOR_DB / 10.0, 0.0).astype(np.float32)
+    return np.zeros(est.scores.shape, np.float32) if est.degraded else _relative_db(est.scores)
 
 
 def radar_beam_features(detections: np.ndarray, cfg: PreprocessConfig, tracks: BeamFeatureTracks | None = None,
@@ -595,7 +596,7 @@ def radar_beam_features(detections: np.ndarray, cfg: PreprocessConfig, tracks: B
     cloud = np.stack([lx * math.cos(p) - lz * math.sin(p), right,
                       lx * math.sin(p) + lz * math.cos(p) + sim.radar.mount_height - sim.lidar.mount_height,
                       np.zeros_like(d)], axis=1)
-    return _beam_features(_geometry_baseline(cfg, "radar"), cloud, tracks, "radar", cfg, stamp)
+    return _beam_features(cfg, "radar", cloud, tracks, stamp)
 
 
 def lidar_beam_features(points: np.ndarray, cfg: PreprocessConfig, tracks: BeamFeatureTracks | None = None,
@@ -608,14 +609,14 @@ def lidar_beam_features(points: np.ndarray, cfg: PreprocessConfig, tracks: BeamF
 
     Why: the label is a function of where the vehicles are *through the array's patterns*; a CNN on a
     BEV has to learn 152 multi-lobe patterns from a few thousand frames, which is where the learned
-    models stalled (MPR ~0.88). The geometry baseline (``geometry_baseline``) does that mapping with the
-    site's own array and codebook, per frame and statelessly here (no tracks: the model sees the window
-    and learns the motion, the fading and what detection misses). All zeros = nothing detected.
+    models stalled (MPR ~0.86-0.88). The geometry baseline (``geometry_baseline``) does that mapping with the
+    site's own array and codebook; the model learns what it misses (fading, detection errors). All zeros =
+    nothing detected.
     Needs ``cfg.geometry_lanes`` (the built-in site; a real RSU needs its own ``GeometrySite``).
     """
     if cfg.geometry_lanes is None:
         raise PreprocessError("lidar", "lidar_beams needs PreprocessConfig.geometry_lanes (the RSU site)")
-    return _beam_features(_geometry_baseline(cfg), points, tracks, "lidar", cfg, stamp)
+    return _beam_features(cfg, "lidar", points, tracks, stamp)
 
 
 def gps_beam_features(gnss: np.ndarray, cfg: PreprocessConfig, tracks: BeamFeatureTracks | None = None,
@@ -632,6 +633,7 @@ def gps_beam_features(gnss: np.ndarray, cfg: PreprocessConfig, tracks: BeamFeatu
     if cfg.geometry_lanes is None:
         raise PreprocessError("gnss", "gps_beams needs PreprocessConfig.geometry_lanes (the RSU site)")
     from ..channel import VehicleBoxes, label_powers
+    from ..geometry_baseline import _single_thread_blas
 
     local = preprocess_gps(gnss, cfg) * cfg.gps_scale  # east, north, up of the fix from the RSU antenna (m)
     base = _geometry_baseline(cfg)
@@ -654,13 +656,13 @@ def gps_beam_features(gnss: np.ndarray, cfg: PreprocessConfig, tracks: BeamFeatu
     centers = np.zeros((steps.size, 3))
     centers[:, :2] = xy + (speed * steps)[:, None] * axis
     centers[:, 2] = roof / 2
-    out = np.zeros((steps.size, base.n_beams), np.float32)
-    for h in range(steps.size):  # one vehicle per call: no blockage between a vehicle and its future self
-        box = VehicleBoxes(centers[h:h + 1], np.array([[4.5, 1.8, roof]]), np.array([site.road_axis_yaw]))
-        res = base.channel.compute(site.rsu, box, site.walls, rng=None, shadow_db=np.zeros(1))
-        p = label_powers(res.powers_dbm, "single", 0).astype(np.float64)
-        out[h] = np.clip((p - p.max()) / 10.0, -BEAM_FEATURE_FLOOR_DB / 10.0, 0.0)
-    return out
+    powers = np.zeros((steps.size, base.n_beams))
+    with _single_thread_blas():  # as the baseline's own channel calls: BLAS threads cost more than they give
+        for h in range(steps.size):  # one vehicle per call: no blockage between a vehicle and its future self
+            box = VehicleBoxes(centers[h:h + 1], np.array([[4.5, 1.8, roof]]), np.array([site.road_axis_yaw]))
+            res = base.channel.compute(site.rsu, box, site.walls, rng=None, shadow_db=np.zeros(1))
+            powers[h] = label_powers(res.powers_dbm, "single", 0)
+    return _relative_db(powers)
 
 
 # --------------------------------------------------------------------------------------------------
