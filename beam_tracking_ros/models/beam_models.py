@@ -59,6 +59,16 @@ class _Heads(nn.Module):
         return torch.stack([h(x) for h in self.heads], dim=1)
 
 
+def _newest_beams(batch: Mapping[str, Tensor], key: str, horizon: int, num_beams: int) -> Tensor:
+    """The newest frame of a beam-space feature, ``(B, H + 1, C)``: the geometry now and ahead, which the
+    models add to their logits; its shape must be the logits' (``PreprocessConfig.geometry_horizon`` = H)."""
+    beams = batch[key][:, -1]
+    if tuple(beams.shape[1:]) != (horizon + 1, num_beams):
+        raise ValueError(f"batch[{key!r}]: newest frame {tuple(beams.shape[1:])}, model predicts "
+                         f"{(horizon + 1, num_beams)} (PreprocessConfig.geometry_horizon must be H)")
+    return beams
+
+
 def _make_encoder(m: str, d: int, width: int, separable: bool, cfg: Mapping[str, int]) -> nn.Module:
     if m in IMAGE_CHANNELS:
         return ConvEncoder(IMAGE_CHANNELS[m], width=width, depth=3, out_dim=d, separable=separable,
@@ -182,10 +192,7 @@ class MultimodalTeacher(nn.Module):
             end = self.norm(seq + att)[:, -1]
         logits = self.head(end)
         if self.beam_skip is not None:
-            beams = batch[self.skip_key][:, -1]  # (B, H + 1, C): the newest frame's geometry, now and ahead
-            if beams.shape[1:] != logits.shape[1:]:
-                raise ValueError(f"batch[{self.skip_key!r}]: newest frame {tuple(beams.shape[1:])}, model predicts "
-                                 f"{tuple(logits.shape[1:])} (PreprocessConfig.geometry_horizon must be H)")
+            beams = _newest_beams(batch, self.skip_key, self.horizon, self.num_beams)
             logits = logits + self.beam_skip[None, :, None] * beams
         return {"logits": logits, "mid": mid, "end": end}
 
@@ -241,10 +248,7 @@ class RadarMLPStudent(nn.Module):
             raise ValueError(f"batch['radar_points']: flattens to {got} values, model expects {self.in_dim}")
         beams = None
         if self.beam_features:
-            beams = batch["radar_beams"][:, -1]
-            if beams.shape[1:] != (self.horizon + 1, self.num_beams):
-                raise ValueError(f"batch['radar_beams']: newest frame {tuple(beams.shape[1:])}, model expects "
-                                 f"{(self.horizon + 1, self.num_beams)}")
+            beams = _newest_beams(batch, "radar_beams", self.horizon, self.num_beams)
             x = torch.cat([x, beams.flatten(1)], dim=1)
         mid = x
         for i, layer in enumerate(self.layers, start=1):
