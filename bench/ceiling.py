@@ -50,8 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--dataset", type=Path, nargs="+", help="score these existing datasets instead")
     ap.add_argument("--split", default="test", choices=["train", "val", "test"])
     ap.add_argument("--no-geometry", action="store_true", help="skip the LiDAR baseline (it re-simulates)")
-    ap.add_argument("--with-walls", action="store_true",
-                    help="give the baseline the scene's facades (a site map) instead of LoS + ground only")
+    ap.add_argument("--walls", default="street", choices=["street", "scene", "none"],
+                    help="the baseline's buildings: the street's building line (a site map, default), the "
+                         "scene's own buildings (known only to the simulator), or none (LoS + ground)")
     ap.add_argument("--json", type=Path, help="also write the metrics here")
     a = ap.parse_args(argv)
     from beam_tracking_ros.references import format_references, reference_metrics
@@ -69,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = {}
     for name, root in todo:
         t0 = time.time()
-        m = reference_metrics(root, a.split, geometry=not a.no_geometry, with_walls=a.with_walls)
+        m = reference_metrics(root, a.split, geometry=not a.no_geometry, walls=a.walls)
         from beam_tracking_ros.data.store import DatasetReader
 
         n = DatasetReader(root, verify=False).count(a.split)

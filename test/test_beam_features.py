@@ -127,8 +127,8 @@ def test_online_score_mpr_and_references():
 
 def test_gps_beams_follow_the_single_target():
     """Single-target labels: the GNSS fix is the target's, and its beam-space feature (the fix through the
-    site's geometry) ranks the label's beams far better than the prior; rows ahead use the speed measured
-    between consecutive fixes."""
+    site's geometry, the street's facades included) ranks the label's beams far better than the prior;
+    rows ahead use the speed of the line through the last fixes."""
     sc = scenario(2, label_mode="single", seed=4)
     cfg = scenario_preprocess(sc, horizon=3)
     tracks = P.BeamFeatureTracks()
@@ -153,3 +153,65 @@ def test_only_the_beam_features_a_model_reads_are_computed(frames):
     live = P.preprocess_frame(f, CFG, ("radar", "lidar"), outputs=("radar_points", "lidar_beams"))
     assert "radar_beams" not in live and "lidar_beams" in live
     np.testing.assert_array_equal(live["lidar_beams"], full["lidar_beams"])
+
+
+def test_radar_returns_of_one_car_make_one_vehicle():
+    """A car's few radar returns are spread over its 4-5 m side: the radar's long cells keep them one
+    vehicle, where the LiDAR's 0.5 m cells made a phantom car of each; two cars in adjacent lanes (3.5 m
+    apart) stay two."""
+    lidar = P._geometry_baseline(CFG, "lidar")
+    radar = P._geometry_baseline(CFG, "radar")
+    assert radar.cell_m == (1.5, 0.75) and lidar.cell_m == (0.5, 0.5)
+    site = radar.site
+    # world points on the near sides of two cars at x = 20 m, lanes -1.75 and +1.75 (road axis = world x)
+    xs = np.array([18.0, 21.0])  # two returns 3 m apart on each car's side
+    world = np.concatenate([np.c_[xs, np.full(2, y - 0.9), np.full(2, 1.0)] for y in (-1.75, 1.75)])
+    # into the LiDAR's frame (CARLA: x forward along the mount's yaw, y right, z up)
+    d = world - np.asarray(site.lidar_origin)
+    c, s_ = np.cos(site.lidar_yaw), np.sin(site.lidar_yaw)
+    cloud = np.c_[c * d[:, 0] + s_ * d[:, 1], s_ * d[:, 0] - c * d[:, 1], d[:, 2], np.zeros(len(d))]
+    assert len(radar.detect(cloud).boxes) == 2
+    assert len(type(lidar)(site, min_points=1).detect(cloud).boxes) == 4
+
+
+def test_gps_speed_from_a_line_through_the_fixes():
+    """0.3 m of fix noise at 10 Hz: the speed between two fixes is off by ~4 m/s, the line through the
+    last fixes by well under 1; a jump no vehicle makes (the target changed) starts the line again."""
+    rng = np.random.default_rng(0)
+    axis = np.array([1.0, 0.0])
+    tracks = P.BeamFeatureTracks()
+    errors = []
+    for i in range(40):
+        t = 0.1 * i
+        fix = np.array([-30.0 + 12.0 * t, -1.75]) + rng.normal(0, 0.3, 2)
+        xy, speed = P._gps_track(tracks, t, fix, axis, 10.0, 10.0)
+        if i >= P.GPS_FIT_FIXES:
+            errors.append(speed - 12.0)
+            assert abs(xy[0] - (-30.0 + 12.0 * t)) < 1.0
+    assert np.sqrt(np.mean(np.square(errors))) < 1.0
+    xy, speed = P._gps_track(tracks, 4.0, np.array([40.0, 1.75]), axis, -10.0, 10.0)
+    assert len(tracks.gps_fixes) == 1 and speed == -10.0 and xy[0] == 40.0
+
+
+def test_radar_doppler_gives_the_vehicles_speed(frames):
+    """The radar's radial speeds become speeds along the road (the horizon rows move each vehicle at its
+    own Doppler speed): on a real episode they are vehicle speeds in the lanes' directions from the very
+    first frame, before any track exists (a wrong sign or frame would clip them to 0)."""
+    speeds = []
+    for f in frames[10:40]:
+        tracks = P.BeamFeatureTracks()  # no history: whatever speed there is was measured now
+        P.radar_beam_features(f.radar, CFG, tracks, f.stamp)
+        base = tracks.baseline(CFG, "radar")
+        speeds += np.abs(base._prev_v).tolist()
+    assert len(speeds) >= 20 and 6.0 < np.median(speeds) < 20.0
+    assert np.median(speeds) != pytest.approx(CFG.geometry_speed_mps)  # not the prior for new tracks
+    # measured speeds replace the tracked ones; points without a measurement (NaN) keep the tracked speed
+    site = base.site
+    world = np.array([[20.0, -1.75 - 0.9, 1.0], [21.0, -1.75 - 0.9, 1.0]])
+    d = world - np.asarray(site.lidar_origin)
+    c, s_ = np.cos(site.lidar_yaw), np.sin(site.lidar_yaw)
+    cloud = np.c_[c * d[:, 0] + s_ * d[:, 1], s_ * d[:, 0] - c * d[:, 1], d[:, 2], np.zeros(2)]
+    det = base.detect(cloud, np.array([7.0, np.nan]))
+    assert det.speed is not None and det.speed.tolist() == [7.0]
+    with pytest.raises(P.PreprocessError, match="along_speed"):
+        base.detect(cloud, np.zeros(3))

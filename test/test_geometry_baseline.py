@@ -112,5 +112,14 @@ def test_tracker_interface_and_card() -> None:
 
 def test_site_follows_the_scenario() -> None:
     site = GeometrySite.from_sim_config(SimConfig(lanes=3, label_mode="single"))
-    assert site.road_y == (-10.5, 10.5) and site.label_mode == "single" and site.walls is None
-    assert GeometrySite.from_sim_config(SimConfig(seed=4), with_walls=True).walls is not None
+    assert site.road_y == (-10.5, 10.5) and site.label_mode == "single"
+    # the street's building line by default: one facade per side at 3 lanes x 3.5 m + 3 m of sidewalk,
+    # the same for every seed (the single buildings are the scene's, walls="scene")
+    np.testing.assert_allclose(np.abs(site.walls.p0[:, 1]), [13.5, 13.5])
+    other = GeometrySite.from_sim_config(SimConfig(lanes=3, seed=9))
+    np.testing.assert_array_equal(other.walls.p0, site.walls.p0)
+    scene = GeometrySite.from_sim_config(SimConfig(seed=4), walls="scene").walls
+    assert scene is not None and len(scene.p0) > 2
+    assert GeometrySite.from_sim_config(SimConfig(), walls="none").walls is None
+    with pytest.raises(ValueError, match="walls"):
+        GeometrySite.from_sim_config(SimConfig(), walls="map")

@@ -507,6 +507,7 @@ def lidar_range_profile(
     return (1.0 - prof / cfg.lidar_max_range).astype(np.float32), dropped
 
 
+DOPPLER_MIN_COS = 0.5  # a radial speed is a road speed only within 60 deg of the road's direction
 _BASELINES: dict[tuple[int, str, int, float, str], Any] = {}
 BEAM_FEATURE_FLOOR_DB = 60.0  # patterns this far below the best are all "nothing there"
 
@@ -514,7 +515,11 @@ BEAM_FEATURE_FLOOR_DB = 60.0  # patterns this far below the best are all "nothin
 def _geometry_baseline(cfg: PreprocessConfig, sensor: str = "lidar") -> Any:
     """The geometry baseline of the site ``cfg`` names (built once per site: the codebook costs ~0.1 s).
 
-    For radar, a vehicle is a handful of detections, so one detection makes a cluster."""
+    For radar, a vehicle is a handful of detections scattered over its radar-facing faces: one detection
+    makes a cluster, and cells are 1.5 m along the road (a car's side stays one vehicle) by 0.75 m across
+    (adjacent lanes stay apart). With the LiDAR's 0.5 m cells a car's 3-8 returns made up to three
+    phantom cars: the radar feature alone scored MPR 0.79, with these cells 0.83 (2-lane sum-RSS, 4 x 150
+    frames; the LiDAR cloud cut to the radar's field of view scores 0.91, which bounds radar-only models)."""
     from ..geometry_baseline import GeometryBaseline, GeometrySite
     from ..sim import SimConfig
 
@@ -523,7 +528,8 @@ def _geometry_baseline(cfg: PreprocessConfig, sensor: str = "lidar") -> Any:
     if key not in _BASELINES:
         site = GeometrySite.from_sim_config(SimConfig(lanes=key[0], label_mode=key[1]))
         _BASELINES[key] = GeometryBaseline(site, horizon=key[2], initial_speed_mps=key[3],
-                                           min_points=1 if sensor == "radar" else 3)
+                                           min_points=1 if sensor == "radar" else 3,
+                                           cell_m=(1.5, 0.75) if sensor == "radar" else 0.5)
     return _BASELINES[key]
 
 
@@ -540,7 +546,8 @@ class BeamFeatureTracks:
 
     def __init__(self) -> None:
         self._by_sensor: dict[str, Any] = {}
-        self.gps_last: tuple[float, np.ndarray] | None = None  # (stamp, world xy) of the previous fix
+        # (stamp, world xy) of the target's recent fixes, newest last (at most GPS_FIT_FIXES)
+        self.gps_fixes: list[tuple[float, np.ndarray]] = []
 
     def baseline(self, cfg: PreprocessConfig, sensor: str) -> Any:
         if sensor not in self._by_sensor:
@@ -553,7 +560,7 @@ class BeamFeatureTracks:
     def reset(self) -> None:
         for b in self._by_sensor.values():
             b.reset()
-        self.gps_last = None
+        self.gps_fixes = []
 
 
 def _relative_db(powers_dbm: np.ndarray) -> np.ndarray:
@@ -564,15 +571,15 @@ def _relative_db(powers_dbm: np.ndarray) -> np.ndarray:
 
 
 def _beam_features(cfg: PreprocessConfig, sensor: str, cloud: np.ndarray, tracks: BeamFeatureTracks | None,
-                   stamp: float | None) -> np.ndarray:
+                   stamp: float | None, along_speed: np.ndarray | None = None) -> np.ndarray:
     """The geometry baseline's scores of ``cloud`` as features: the stream's tracked baseline, or (no
     ``tracks``) the shared one reset first (one frame, no tracks); all zeros when nothing was detected."""
     if tracks is None:
         base = _geometry_baseline(cfg, sensor)
         base.reset()
-        est = base.predict(cloud)
+        est = base.predict(cloud, None, along_speed)
     else:
-        est = tracks.baseline(cfg, sensor).predict(cloud, stamp)
+        est = tracks.baseline(cfg, sensor).predict(cloud, stamp, along_speed)
     return np.zeros(est.scores.shape, np.float32) if est.degraded else _relative_db(est.scores)
 
 
@@ -581,7 +588,10 @@ def radar_beam_features(detections: np.ndarray, cfg: PreprocessConfig, tracks: B
     """:func:`lidar_beam_features` from the radar: moving detections (``|v| >= radar_min_speed``) become
     points in the LiDAR's frame (the radar's pitch and mount height of the built-in site undone), then the
     same detection, channel geometry and extrapolation. Radar-only models (CRKD's student) get the geometry
-    of what the radar sees -- only its field of view, and a few detections per vehicle."""
+    of what the radar sees -- only its field of view, and a few detections per vehicle. Each detection's
+    Doppler gives its vehicle's speed along the road (radial speed / cosine between the line of sight and
+    the road; not where the two are near perpendicular), which moves the horizon rows instead of a speed
+    tracked from positions (2-lane sum-RSS, 4 x 150 frames: t+3 MPR of the feature alone 0.74 -> 0.80)."""
     if cfg.geometry_lanes is None:
         raise PreprocessError("radar", "radar_beams needs PreprocessConfig.geometry_lanes (the RSU site)")
     from ..sim import SimConfig
@@ -596,7 +606,18 @@ def radar_beam_features(detections: np.ndarray, cfg: PreprocessConfig, tracks: B
     cloud = np.stack([lx * math.cos(p) - lz * math.sin(p), right,
                       lx * math.sin(p) + lz * math.cos(p) + sim.radar.mount_height - sim.lidar.mount_height,
                       np.zeros_like(d)], axis=1)
-    return _beam_features(cfg, "radar", cloud, tracks, stamp)
+    # the line of sight from the radar (world frame) against the road's direction
+    from ..geometry_baseline import lidar_to_world
+
+    site = _geometry_baseline(cfg, "radar").site
+    los = lidar_to_world(cloud[:, :3], site.lidar_origin, site.lidar_yaw)
+    los[:, 2] -= sim.radar.mount_height
+    los[:, :2] -= np.asarray(site.lidar_origin[:2])
+    axis = np.array([math.cos(site.road_axis_yaw), math.sin(site.road_axis_yaw)])
+    cos = (los[:, :2] @ axis) / np.maximum(np.linalg.norm(los, axis=1), 1e-6)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        along_speed = np.where(np.abs(cos) >= DOPPLER_MIN_COS, det[:, 0] / cos, np.nan)
+    return _beam_features(cfg, "radar", cloud, tracks, stamp, along_speed)
 
 
 def lidar_beam_features(points: np.ndarray, cfg: PreprocessConfig, tracks: BeamFeatureTracks | None = None,
@@ -617,6 +638,40 @@ def lidar_beam_features(points: np.ndarray, cfg: PreprocessConfig, tracks: BeamF
     if cfg.geometry_lanes is None:
         raise PreprocessError("lidar", "lidar_beams needs PreprocessConfig.geometry_lanes (the RSU site)")
     return _beam_features(cfg, "lidar", points, tracks, stamp)
+
+
+GPS_FIT_FIXES = 8  # fixes in the line fit of gps_beams' position and speed (0.8 s at 10 Hz)
+
+
+def _gps_track(tracks: BeamFeatureTracks, stamp: float, xy: np.ndarray, axis: np.ndarray, prior_speed: float,
+               typical_speed: float) -> tuple[np.ndarray, float]:
+    """The target's position now and speed along the road from a least-squares line through its last
+    :data:`GPS_FIT_FIXES` fixes (this one included).
+
+    Why a fit: with 0.3 m of noise per fix, the speed between two fixes 0.1 s apart is off by ~4 m/s and
+    the t+3 row by ~1.3 m; the line through 8 fixes has ~0.5 m/s of speed error and a smoothed position
+    (2-lane single target, 4 episodes: the feature's t+3 Top-5 0.65 -> 0.67, MPR 0.930 -> 0.936). The history starts
+    again on a gap of over 1 s or a jump no vehicle makes (the label's target changed)."""
+    fixes = tracks.gps_fixes
+    if fixes:
+        t0, p0 = fixes[-1]
+        dt = stamp - t0
+        if not 0.0 < dt <= 1.0 or float(np.linalg.norm(xy - p0)) > 2.0 * typical_speed * dt + 3.0:
+            fixes.clear()
+    fixes.append((stamp, xy.copy()))
+    del fixes[:-GPS_FIT_FIXES]
+    if len(fixes) < 2:
+        return xy, prior_speed
+    t = np.array([f[0] for f in fixes]) - stamp
+    p = np.stack([f[1] for f in fixes])
+    tc = t - t.mean()
+    slope = (tc @ (p - p.mean(axis=0))) / float(tc @ tc)  # (2,) m/s
+    speed = float(slope @ axis)
+    if abs(speed) > 2 * typical_speed:  # not a vehicle's speed: keep the prior, the fix as measured
+        return xy, prior_speed
+    if len(fixes) < 3:
+        return xy, speed
+    return p.mean(axis=0) - t.mean() * slope, speed  # the line's value now
 
 
 def gps_beam_features(gnss: np.ndarray, cfg: PreprocessConfig, tracks: BeamFeatureTracks | None = None,
@@ -646,12 +701,7 @@ def gps_beam_features(gnss: np.ndarray, cfg: PreprocessConfig, tracks: BeamFeatu
     direction = 1.0 if across < 0 else -1.0  # right-hand traffic: the lanes right of the axis drive along it
     speed = cfg.geometry_speed_mps * direction
     if tracks is not None and stamp is not None:
-        last = tracks.gps_last
-        if last is not None and 0.0 < stamp - last[0] <= 1.0:
-            measured = float((xy - last[1]) @ axis) / (stamp - last[0])
-            if abs(measured) <= 2 * cfg.geometry_speed_mps:  # a jump between two vehicles is not a speed
-                speed = measured
-        tracks.gps_last = (float(stamp), xy.copy())
+        xy, speed = _gps_track(tracks, float(stamp), xy, axis, speed, cfg.geometry_speed_mps)
     steps = np.arange(cfg.geometry_horizon + 1) * site.dt
     centers = np.zeros((steps.size, 3))
     centers[:, :2] = xy + (speed * steps)[:, None] * axis

@@ -57,11 +57,32 @@ class Scene:
         )
 
 
+FACADE_LOSS_DB = 7.0  # reflection loss of a facade (concrete/glass at mmWave: ~6-10 dB)
+
+
+def _facade_extent(config: SimConfig) -> tuple[float, float]:
+    """(|y| of the building line, half the length of the built street)."""
+    return config.lanes * config.lane_width + config.sidewalk_width, config.road_length / 2 + 60.0
+
+
+def street_walls(config: SimConfig) -> Walls:
+    """The street canyon as a site survey knows it: one facade along each side of the road at the
+    scenario's building line, the length of the street, at the mean building height.
+
+    Why: the single buildings (their gaps and heights) change with every episode's seed, but the building
+    line does not, and it is what turns single-target labels towards reflections: with it the GPS beam
+    feature's Top-5 is 0.93 instead of 0.71 (2-lane single target, 4 episodes; the episode's exact
+    buildings give 0.94). A real RSU gets the same from its map."""
+    facade_y, ext = _facade_extent(config)
+    height = float(np.mean(config.building_height))
+    return Walls(np.array([[-ext, -facade_y], [-ext, facade_y]]), np.array([[ext, -facade_y], [ext, facade_y]]),
+                 np.array([height, height]), loss_db=FACADE_LOSS_DB)
+
+
 def build_scene(config: SimConfig, rng: np.random.Generator) -> Scene:
     half_road = config.lanes * config.lane_width
-    facade_y = half_road + config.sidewalk_width
+    facade_y, ext = _facade_extent(config)
     lo, hi = config.building_height
-    ext = config.road_length / 2 + 60.0
     buildings: list[Building] = []
     for side in (-1, 1):
         x = -ext + rng.uniform(0, 10)
@@ -79,7 +100,7 @@ def build_scene(config: SimConfig, rng: np.random.Generator) -> Scene:
             x += length + (rng.uniform(6.0, 12.0) if rng.random() < 0.35 else rng.uniform(0.5, 2.0))
     p0 = np.array([[b.x0, b.side * facade_y] for b in buildings])
     p1 = np.array([[b.x1, b.side * facade_y] for b in buildings])
-    walls = Walls(p0, p1, np.array([b.height for b in buildings]), loss_db=7.0)
+    walls = Walls(p0, p1, np.array([b.height for b in buildings]), loss_db=FACADE_LOSS_DB)
     rsu = RsuPose(
         (config.rsu_x, -(half_road + 1.0), config.rsu_height), float(np.radians(config.rsu_heading_deg))
     )
