@@ -189,3 +189,17 @@ def test_teacher_image_frames_encodes_only_the_newest_frames():
         build_model("teacher", image_frames=0)
     with pytest.raises(ValueError, match="transformer"):
         build_model("teacher", fusion="gru-mha", image_frames=2)
+
+
+def test_radar_student_reads_its_newest_frames():
+    """``frames`` sizes CRKD's student: the first layer reads only the newest radar frames (the rest of the
+    window changes nothing), which is what brings it under 10 % of the default teacher's parameters."""
+    small = build_model("student-radar-mlp", num_beams=152, hidden=12, frames=1, beam_features=True)
+    assert sum(p.numel() for p in small.parameters()) < 21_749  # 10 % of the default teacher (217,492)
+    batch = {"radar_points": torch.randn(2, 8, 64, 6), "radar_beams": torch.randn(2, 8, 4, 152)}
+    with torch.no_grad():
+        out = small.eval()(batch)["logits"]
+        batch["radar_points"][:, :-1] = 0.0
+        assert torch.equal(out, small(batch)["logits"])
+    with pytest.raises(ValueError, match="frames"):
+        build_model("student-radar-mlp", frames=9)

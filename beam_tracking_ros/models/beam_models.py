@@ -206,6 +206,10 @@ class RadarMLPStudent(nn.Module):
     the teacher, is added to the logits with a learned scale per horizon step (still radar only).
     ``dropout`` (after every hidden layer, training only) is off by default; the flattened window has
     thousands of inputs and a few thousand training samples, so the MLP memorises without it.
+    ``frames``: how many of the window's newest radar frames the MLP reads (None: all). The first layer
+    holds nearly all of the MLP's weights (frames x points x features x hidden), so this is what sizes a
+    student to CRKD's 10 % of its teacher: each detection carries its radial velocity, so one frame
+    already tells where the vehicles are and how fast they approach.
     """
 
     def __init__(
@@ -220,17 +224,21 @@ class RadarMLPStudent(nn.Module):
         mid_layer: int = 3,
         dropout: float = 0.0,
         beam_features: bool = False,
+        frames: int | None = None,
     ) -> None:
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout: must be in [0, 1), got {dropout}")
+        if frames is not None and not 1 <= frames <= window:
+            raise ValueError(f"frames: must be in [1, window={window}] or None, got {frames}")
+        self.frames = window if frames is None else int(frames)
         self.beam_features = bool(beam_features)
         if num_layers < 1 or not 1 <= mid_layer <= num_layers:
             got = f"{mid_layer}/{num_layers}"
             raise ValueError(f"num_layers/mid_layer: need 1 <= mid_layer <= num_layers, got {got}")
         self.modalities = ("radar_points", "radar_beams") if self.beam_features else ("radar_points",)
         self.num_beams, self.horizon, self.window = num_beams, horizon, window
-        self.in_dim = window * num_points * point_features
+        self.in_dim = self.frames * num_points * point_features
         self.beam_dim = (horizon + 1) * num_beams if self.beam_features else 0
         dims = [self.in_dim + self.beam_dim] + [hidden] * num_layers
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
@@ -242,7 +250,7 @@ class RadarMLPStudent(nn.Module):
 
     def forward(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         _check_batch(batch, self.modalities, self.window)
-        x = batch["radar_points"].flatten(1)
+        x = batch["radar_points"][:, -self.frames:].flatten(1)
         if x.shape[1] != self.in_dim:
             got = x.shape[1]
             raise ValueError(f"batch['radar_points']: flattens to {got} values, model expects {self.in_dim}")
