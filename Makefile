@@ -13,6 +13,7 @@ help:
 	@echo "make lint       ruff"
 	@echo "make bootstrap  only the set-up: .venv, ROS 2 wheels, colcon build, env.sh tools"
 	@echo "make models     retrain the shipped models from scratch (datasets included) into models/"
+	@echo "make bench      the quick benchmarks: simulator speed, live tracker latency, full loop (--quick)"
 	@echo "make clean      remove .venv, build/, install/ and stamps"
 
 bootstrap:
@@ -42,6 +43,11 @@ models: bootstrap
 	    beam-tracking export runs/$$t --out models/$$t --overwrite; \
 	    beam-tracking export runs/$$s --out models/$$s --overwrite; \
 	  done && echo "make models: $$(( ($$(date +%s) - start) / 60 )) min wall"
+
+# The benchmarks that run in minutes (figures and commands of the long ones: docs/benchmarks.md).
+bench: bootstrap
+	@source ./env.sh && set -e && python bench/simulator.py && python bench/tracker_latency.py && \
+	  python bench/full_loop.py --quick
 
 clean:
 	rm -rf .venv build install log .bootstrap

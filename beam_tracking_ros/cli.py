@@ -5,7 +5,8 @@ Each group of subcommands lives next to the code it drives and adds itself throu
 
 - ``train``, ``distill``, ``evaluate``, ``export``   (beam_tracking_ros.train.cli)
 - ``dataset generate|build|summary|import-deepsense`` (beam_tracking_ros.data.cli)
-- ``simulate``                                         (beam_tracking_ros.sim.cli)
+
+(The built-in simulator runs as the ``simulator_node`` / ``make demo``, or through ``dataset generate``.)
 
 Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.
 """
@@ -17,7 +18,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-_GROUPS = ("beam_tracking_ros.train.cli", "beam_tracking_ros.data.cli", "beam_tracking_ros.sim.cli")
+_GROUPS = ("beam_tracking_ros.train.cli", "beam_tracking_ros.data.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -34,6 +34,7 @@ def test_missing_cmake_stops_the_bootstrap_naming_it(tmp_path: Path) -> None:
     assert "missing system tools" in res.stderr and "cmake" in res.stderr
 
 
+@pytest.mark.slow  # two full bootstrap runs (colcon included)
 def test_second_run_with_nothing_changed_skips_every_step() -> None:
     if not (REPO / ".venv").is_dir():
         pytest.skip("the bootstrap has not run in this checkout (make test runs it first)")
