@@ -1,22 +1,25 @@
 """Benchmark: the claims of the three papers on the built-in simulator, as one table.
 
-    python bench/kd_table.py            # default: 2-lane and 3-lane, 3 seeds, 79 min on 2 cores (docs/benchmarks.md)
-    python bench/kd_table.py --quick    # smoke test: tiny data, 1 seed, a few steps (16 s on 2 cores)
+    python bench/kd_table.py            # default: 2-lane and 3-lane, 3 seeds, ~80 min on 2 cores (docs/benchmarks.md)
+    python bench/kd_table.py --quick    # smoke test: tiny data, 1 seed, a few steps (~1 min on 2 cores)
     python bench/kd_table.py --paper-scale   # CRKD student sizes 6M/13M/34M, more data and steps (GPU)
 
-Rows (each trained with the package's own training functions, ``beam_tracking_ros.train.trainer.fit``):
+Rows (each trained with the package's own training functions, ``beam_tracking_ros.train.trainer.fit``),
+beside the references of the same test frames (label prior, geometry ceiling, LiDAR geometry baseline):
 
-* single-modality models vs the multimodal teacher (Ma et al. Table I: fusion must win);
-* the radar-only CRKD student without KD, with KD-end/-mid/-both and RKD-end/-mid/-both (CRKD Table II),
-  and its sizes without KD and with RKD-both (CRKD Table III);
-* Ma et al.'s camera+radar student (DS-Conv + single GRU) vs its teacher: parameter and FLOP ratios and
-  Top-5 across the horizon;
+* single-sensor models vs the multimodal teacher (Ma et al. Table I: fusion must win);
+* the radar-only CRKD student at 10 % of the teacher's parameters without KD, with KD-end/-mid/-both and
+  RKD-end/-mid/-both (CRKD Table II), and larger students without KD and with RKD-both (CRKD Table III);
 * the radar-only student's MPR as a fraction of the teacher's (CRKD: 94.6 %);
+* the single-target scene (one vehicle, the beam-tracking papers' setting): the shipped single-target
+  teacher's Top-5 per horizon step, and Ma et al.'s camera+radar student (DS-Conv + single GRU) vs its
+  teacher: parameter and FLOP ratios and Top-5 across the horizon with and without KD;
 * data-free KD vs its teacher and vs standard KD (Zakeri et al.);
 * domain shift: every model trained on one layout evaluated on the other's test split (CRKD Table IV).
 
 Why this shape: every figure is a mean and a spread (std over seeds) on the *test* split, which is never
-used for model selection (the trainer keeps the epoch with the best validation loss). The datasets are
+used for model selection (the trainer keeps the epoch with the best validation MPR, or loss for the
+rows that reproduce a paper's loss). The datasets are
 fixed (generation seed 0); the seeds change model initialisation and batch order only. Groups (scenario,
 seed) run in parallel worker processes, one torch thread each.
 """
@@ -64,6 +67,7 @@ class Budget:
     with_camera: bool  # Ma et al. rows (camera motion masks + radar maps); the costliest on a CPU
     ma_epochs: int = 0  # epochs of the Ma et al. teacher and students (0: ``epochs``); their 64x64 CNNs cost ~5x
     size_models: tuple[str, ...] = field(default=())  # registry names instead of hidden sizes (paper scale)
+    single_target_modalities: tuple[str, ...] = ("gps_beams", "lidar_bev", "radar_points", "gps")
 
 
 # What a single-modality row reads: one sensor with every feature of it the default teacher reads (the
@@ -78,16 +82,18 @@ SENSOR_FEATURES: dict[str, tuple[str, ...]] = {
 QUICK = Budget(episodes=6, frames=40, seeds=1, epochs=2, teacher_epochs=2, steps_per_epoch=4, batch_size=16,
                df_steps=10,
                student_sizes=(("h64", 64),), single_modalities=("radar", "gps"),
-               teacher_modalities=("lidar_beams", "radar_points", "gps"), with_camera=True)
+               teacher_modalities=("lidar_beams", "radar_points", "gps"), with_camera=True,
+               single_target_modalities=("gps_beams", "radar_points", "gps"))
 # CRKD's dataset size (50 episodes x 200 frames per layout: 7600 training windows, a test split of 5 whole
-# episodes) and the shipped default teacher (config/train/default_teacher.yaml) with its budget (12 epochs
-# of ~120 steps); the students get the same number of steps.
-DEFAULT = Budget(episodes=50, frames=200, seeds=3, epochs=12, teacher_epochs=12, steps_per_epoch=120, batch_size=64,
-                 df_steps=1500,
-                 student_sizes=(("h64", 64), ("h256", 256)),
+# episodes) and the shipped default teacher (config/train/default_teacher.yaml) on 1000 steps (the shipped
+# one gets 1428; its validation MPR moved by < 0.002 after step 1000); students 800 steps (they start as
+# their radar feature and learn a correction). 6 groups of ~24 min on 2 cores: ~80 min in all.
+DEFAULT = Budget(episodes=50, frames=200, seeds=3, epochs=8, teacher_epochs=10, steps_per_epoch=100, batch_size=64,
+                 df_steps=600,
+                 student_sizes=(("h64", 64),),
                  single_modalities=("radar", "lidar", "gps", "lidar_feat"),
                  teacher_modalities=("lidar_beams", "lidar_bev", "radar_points", "gps"), with_camera=True,
-                 ma_epochs=6)
+                 ma_epochs=4)
 PAPER = Budget(episodes=50, frames=200, seeds=3, epochs=50, teacher_epochs=50, steps_per_epoch=10_000, batch_size=64,
                df_steps=500,
                student_sizes=(), single_modalities=("radar", "gps", "lidar", "lidar_feat", "camera"),
@@ -98,10 +104,18 @@ PAPER = Budget(episodes=50, frames=200, seeds=3, epochs=50, teacher_epochs=50, s
 # --------------------------------------------------------------------------------------------------
 # run configurations
 # --------------------------------------------------------------------------------------------------
-def _data(root: Path, lanes: int, b: Budget, modalities: Sequence[str]) -> dict[str, Any]:
-    return {"path": str(root / f"{lanes}lane"),
-            "generate": {"lanes": lanes, "episodes": b.episodes, "frames_per_episode": b.frames, "seed": 0},
-            "modalities": list(modalities)}
+LABEL_MODES = ("sum_rss", "single")  # CRKD's scene (sum of RSS over the vehicles), the beam-tracking papers'
+
+
+def _dataset_dir(root: Path, lanes: int, label_mode: str = "sum_rss") -> Path:
+    return root / (f"{lanes}lane" if label_mode == "sum_rss" else f"{lanes}lane_{label_mode}")
+
+
+def _data(root: Path, lanes: int, b: Budget, modalities: Sequence[str], label_mode: str = "sum_rss") -> dict[str, Any]:
+    gen: dict[str, Any] = {"lanes": lanes, "episodes": b.episodes, "frames_per_episode": b.frames, "seed": 0}
+    if label_mode != "sum_rss":
+        gen["label_mode"] = label_mode
+    return {"path": str(_dataset_dir(root, lanes, label_mode)), "generate": gen, "modalities": list(modalities)}
 
 
 def _train(b: Budget, seed: int, lr: float = 1e-3, teacher: bool = False, epochs: int = 0,
@@ -126,6 +140,11 @@ TEACHER_KW = {"d_model": 64, "cnn_width": 16, "heads": 4, "layers": 1, "dropout"
               "image_frames": 2}
 MLP_KW = {"hidden": 12, "frames": 1, "beam_features": True}  # under 10 % of the teacher's parameters (CRKD)
 RADAR_STUDENT = ("radar_points", "radar_beams")
+# Ma et al.'s size ratio (student 27x fewer parameters, 4x fewer FLOPs): here 439 k / 15.0 k = 29x and
+# 58.0 / 1.57 MFLOPs = 37x; the teacher's width is in its GRU and attention (parameters), not its CNNs
+# (FLOPs, the CPU's time)
+MA_TEACHER_KW = {"d_model": 128, "cnn_width": 16, "heads": 4}
+MA_STUDENT_KW = {"d_model": 16, "cnn_width": 4, "heads": 2}
 
 
 def plan(lanes: int, seed: int, b: Budget, data_root: Path) -> list[tuple[str, dict[str, Any], str | None]]:
@@ -156,15 +175,18 @@ def plan(lanes: int, seed: int, b: Budget, data_root: Path) -> list[tuple[str, d
         for method in ("none", "rkd-both"):
             runs.append((f"size:{lab}:{method}", _cfg(f"mlp_{lab}_{method}", "student", radar, model, kw, tr,
                                                       method), "teacher" if method != "none" else None))
+    # the beam-tracking papers' setting (one target vehicle): the single-target teacher of the shipped recipe
+    # (config/train/single_teacher.yaml: the GNSS fix is the target's) and Ma et al.'s models
+    st = _data(data_root, lanes, b, b.single_target_modalities, "single")
+    runs.append(("st:teacher", _cfg("single_target_teacher", "teacher", st, "teacher", TEACHER_KW, ttr), None))
     if b.with_camera:
-        ma = _data(data_root, lanes, b, ["camera_motion", "radar_maps"])
+        ma = _data(data_root, lanes, b, ["camera_motion", "radar_maps"], "single")
         # one budget for this teacher and its students: its 64x64 CNNs cost ~5x a radar step, and the rows
         # it feeds (parameter/FLOP ratios, the student's Top-5, KD vs no KD) compare like with like
         mtr = _train(b, seed, epochs=b.ma_epochs, task_loss="focal")
-        runs.append(("ma:teacher", _cfg("ma_teacher", "teacher", ma, "teacher-ma",
-                                        {"d_model": 64, "cnn_width": 16, "heads": 4}, mtr), None))
-        runs.append(("ma:student:none", _cfg("ma_student", "student", ma, "student-ma", {}, mtr), None))
-        runs.append(("ma:student:kl", _cfg("ma_student_kd", "student", ma, "student-ma", {}, mtr, "kl",
+        runs.append(("ma:teacher", _cfg("ma_teacher", "teacher", ma, "teacher-ma", MA_TEACHER_KW, mtr), None))
+        runs.append(("ma:student:none", _cfg("ma_student", "student", ma, "student-ma", MA_STUDENT_KW, mtr), None))
+        runs.append(("ma:student:kl", _cfg("ma_student_kd", "student", ma, "student-ma", MA_STUDENT_KW, mtr, "kl",
                                            alpha=0.5, temperature=2.0), "ma:teacher"))
     lid = _data(data_root, lanes, b, ["lidar_feat"])
     # Zakeri et al.'s setting: its own GRU teacher on the LiDAR range profile, cross-entropy-style labels
@@ -214,7 +236,6 @@ def run_group(args: tuple[int, int, Budget, str, str, tuple[str, ...]]) -> dict[
 
     # CRKD Table IV: each model is also tested on the other layout's test split, here in the worker right
     # after it is trained, so a run's figures are complete when it ends and the parent only collects them
-    other = Path(data_root) / f"{5 - lanes}lane"
     out: dict[str, Any] = {}
     dirs: dict[str, Path] = {}
     for key, raw, teacher in select(plan(lanes, seed, b, Path(data_root)), only):
@@ -229,6 +250,8 @@ def run_group(args: tuple[int, int, Budget, str, str, tuple[str, ...]]) -> dict[
         params = int(card["model"]["parameters"])
         out[key] = {"test": _summary(res.metrics.get("test", {})), "params": params, "flops": flops,
                     "time_s": time.time() - t0, "dir": str(run_dir)}
+        label_mode = raw["data"]["generate"].get("label_mode", "sum_rss")
+        other = _dataset_dir(Path(data_root), 5 - lanes, label_mode)
         if other.exists():
             out[key]["shift"] = _summary(evaluate_run(run_dir, "test", data_path=str(other)))
         print(f"  [{lanes}-lane seed {seed}] {key}: MPR {out[key]['test'].get('ampr', float('nan')):.3f} "
@@ -250,9 +273,13 @@ def prior_baseline(data_root: Path) -> list[dict[str, Any]]:
     keys = {PRIOR: "prior", CEILING: "ceiling", GEOMETRY: "geometry"}
     rows = []
     for lanes in LANES:
-        refs = reference_metrics(data_root / f"{lanes}lane", "test")
-        rows.append({"lanes": lanes, "seed": 0, "runs": {
-            keys[name]: {"test": _summary(m), "params": 0, "flops": 0} for name, m in refs.items()}})
+        runs: dict[str, Any] = {}
+        for mode, prefix in zip(LABEL_MODES, ("", "st:")):
+            if _dataset_dir(data_root, lanes, mode).exists():
+                refs = reference_metrics(_dataset_dir(data_root, lanes, mode), "test")
+                runs.update({prefix + keys[name]: {"test": _summary(m), "params": 0, "flops": 0}
+                             for name, m in refs.items()})
+        rows.append({"lanes": lanes, "seed": 0, "runs": runs})
     return rows
 
 
@@ -261,9 +288,9 @@ def ensure_datasets(b: Budget, data_root: Path) -> None:
     from beam_tracking_ros.train.config import config_from_dict
     from beam_tracking_ros.train.trainer import _ensure_dataset
 
-    cfgs = [config_from_dict(_cfg("d", "teacher", _data(data_root, lanes, b, ["gps"]), "teacher", {}, {}), "data").data
-            for lanes in LANES]
-    with ProcessPoolExecutor(max_workers=len(cfgs)) as pool:  # one layout per core
+    cfgs = [config_from_dict(_cfg("d", "teacher", _data(data_root, lanes, b, ["gps"], mode), "teacher", {}, {}),
+                             "data").data for lanes in LANES for mode in LABEL_MODES]
+    with ProcessPoolExecutor(max_workers=len(LANES)) as pool:  # one dataset per core
         list(pool.map(_ensure_dataset, cfgs))
 
 
@@ -279,6 +306,13 @@ def _stat(groups: list[dict[str, Any]], lanes: int, key: str, metric: str,
         return math.nan, math.nan
     a = np.asarray(vals, dtype=float)
     return float(a.mean()), float(a.std())
+
+
+def _per_step(groups: list[dict[str, Any]], lanes: int, key: str, metric: str) -> np.ndarray | None:
+    """Mean over seeds of a per-horizon-step metric list (``top5``, ``mpr``) of run ``key``."""
+    rows = [g["runs"][key]["test"].get(metric) for g in groups if g["lanes"] == lanes and key in g["runs"]]
+    rows = [r for r in rows if r]
+    return np.mean(np.asarray(rows, dtype=float), axis=0) if rows else None
 
 
 def _fmt(ms: tuple[float, float], pct: bool = True) -> str:
@@ -304,6 +338,9 @@ def _label(key: str) -> str:
              "df:student:kl": "LiDAR GRU student, standard KD", "df:student:data-free": "LiDAR student, data-free KD"}
     if key in names:
         return names[key]
+    if key.startswith("st:"):
+        return "single target: " + ("teacher (GNSS beams, BEV, radar, GPS)" if key == "st:teacher"
+                                    else names.get(key[3:], key[3:]))
     if key.startswith("single:"):
         m = key.split(":", 1)[1]
         return f"single modality: {m} ({'+'.join(SENSOR_FEATURES.get(m, (m,)))})"
@@ -326,9 +363,10 @@ def table(groups: list[dict[str, Any]], teacher_mods: Sequence[str]) -> str:
                 ("Fusion vs single modality (Ma Table I)", fusion),
                 ("Radar-only student, KD methods (CRKD Table II)", [k for k in keys if k.startswith("mlp:")]),
                 ("Student sizes (CRKD Table III)", [k for k in keys if k.startswith("size:")]),
-                ("Camera+radar student (Ma et al.)", [k for k in keys if k.startswith("ma:")]),
+                ("Single-target scene (the beam-tracking papers' setting): references, teacher, Ma et al.'s "
+                 "camera+radar student", [k for k in keys if k.startswith(("st:", "ma:"))]),
                 ("Data-free KD (Zakeri et al.)", [k for k in keys if k.startswith("df:")])]
-    head = (f"{'model':34s} {'params':>9s} {'MFLOPs':>8s} | " + " | ".join(
+    head = (f"{'model':52s} {'params':>9s} {'MFLOPs':>8s} | " + " | ".join(
         f"{n}-lane MPR %   Top-1 %     Top-3 %     loss dB    " for n in LANES) + " | shift 2->3 MPR  shift 3->2 MPR")
     lines = [f"teacher modalities: {', '.join(teacher_mods)}; mean±std over seeds, test split", head, "-" * len(head)]
     for title, ks in sections:
@@ -337,7 +375,7 @@ def table(groups: list[dict[str, Any]], teacher_mods: Sequence[str]) -> str:
         lines.append(f"== {title}")
         for k in ks:
             p, f = _cost(groups, k)
-            row = f"{_label(k):34s} {p:9d} {f / 1e6:8.2f} | "
+            row = f"{_label(k):52s} {p:9d} {f / 1e6:8.2f} | "
             row += " | ".join(
                 f"{_fmt(_stat(groups, n, k, 'ampr')):11s} {_fmt(_stat(groups, n, k, 'atop1')):11s} "
                 f"{_fmt(_stat(groups, n, k, 'atop3')):11s} "
@@ -370,13 +408,18 @@ def table(groups: list[dict[str, Any]], teacher_mods: Sequence[str]) -> str:
                                                                  "df:student:kl"))
         lines.append(f"{n}-lane: data-free KD MPR {100 * dfs:.1f}% vs teacher {100 * dft:.1f}% vs standard KD "
                      f"{100 * dfk:.1f}%")
-        top5 = [g["runs"]["ma:student:kl"]["test"].get("top5") for g in groups
-                if g["lanes"] == n and "ma:student:kl" in g["runs"]]
-        top5 = [t5 for t5 in top5 if t5]
-        if top5:
-            per = np.mean(np.asarray(top5, dtype=float), axis=0)
-            lines.append(f"{n}-lane: Ma student (KD) Top-5 per horizon step: "
-                         + ", ".join(f"t+{i} {100 * v:.1f}%" for i, v in enumerate(per)) + " (Ma et al.: > 96%)")
+        for key, what in (("st:teacher", "single-target teacher (target: >= 90% at every step)"),
+                          ("ma:teacher", "Ma teacher"), ("ma:student:kl", "Ma student with KD"),
+                          ("ma:student:none", "Ma student without KD")):
+            per = _per_step(groups, n, key, "top5")
+            if per is not None:
+                lines.append(f"{n}-lane: {what} Top-5 per horizon step: "
+                             + ", ".join(f"t+{i} {100 * v:.1f}%" for i, v in enumerate(per))
+                             + (" (Ma et al.: > 96%)" if key.startswith("ma:") else ""))
+        t5, kd5, no5 = (_stat(groups, n, k, "atop5")[0] for k in ("ma:teacher", "ma:student:kl", "ma:student:none"))
+        if not math.isnan(t5):
+            lines.append(f"{n}-lane: Ma student ATop-5 {100 * (kd5 - t5):+.1f} points from the teacher with KD, "
+                         f"{100 * (no5 - t5):+.1f} without (target: within 3 points with KD, further without)")
     (tp, tf), (sp, sf) = _cost(groups, "ma:teacher"), _cost(groups, "ma:student:kl")
     if sp and sf:
         lines.append(f"Ma student vs teacher: {tp / sp:.1f}x fewer parameters, {tf / sf:.1f}x fewer FLOPs "
