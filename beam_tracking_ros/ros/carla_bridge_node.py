@@ -48,7 +48,6 @@ from typing import Any
 
 import numpy as np
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, NavSatFix, PointCloud2
 
@@ -70,7 +69,7 @@ from ..sim.carla_format import image_from_bytes, lidar_from_bytes, location_to_g
 from ..sim.config import LABEL_MODES, WEATHERS
 from ..sim.simulator import SHADOW_DCORR
 from ..sim.types import BeamLabel
-from . import convert
+from . import convert, qos
 from .carla_probe import carla_server_answers, describe_no_server
 from .params import declare
 from .spin import run_node
@@ -745,7 +744,7 @@ class CarlaBridgeNode(Node):
 
     def _make_publishers(self) -> None:
         cfg, t = self.cfg, self.topics
-        sensor_qos = qos_profile_sensor_data
+        sensor_qos = qos.sensor_qos()
         self.pub_image = self.create_publisher(Image, t.camera, sensor_qos) if cfg.camera.enabled else None
         self.pub_info = self.create_publisher(CameraInfo, t.camera_info, sensor_qos) if cfg.camera.enabled else None
         self.pub_radar = self.create_publisher(PointCloud2, t.radar, sensor_qos) if cfg.radar.enabled else None
@@ -753,7 +752,7 @@ class CarlaBridgeNode(Node):
         self.pub_gnss = self.create_publisher(NavSatFix, t.gnss, sensor_qos)
         self.pub_rsu_gnss = self.create_publisher(NavSatFix, t.rsu_gnss, sensor_qos)
         self.pub_beam = self.create_publisher(BeamObservation, t.beam_observation,
-                                              QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE))
+                                              qos.reliable_qos(20))
         self.pub_clock = self.create_publisher(Clock, "/clock", 10)
 
     # ---- per tick --------------------------------------------------------------------------------

@@ -16,12 +16,11 @@ from typing import Any
 
 import numpy as np
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from beam_tracking_ros.msg import BeamObservation, BeamPrediction
 
 from ..tracking import OnlineBeamScore
-from . import convert
+from . import convert, qos
 from .params import declare
 from .spin import run_node
 from .topics import Topics
@@ -49,7 +48,7 @@ class LiveEvalNode(Node):
         self.k = 0
         self.model = ""
         self.started = time.monotonic()
-        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        reliable = qos.reliable_qos(50)
         self.create_subscription(BeamPrediction, pred_topic, self.on_prediction, reliable)
         self.create_subscription(BeamObservation, obs_topic, self.on_observation, reliable)
         self.pending_obs: collections.deque = collections.deque(maxlen=256)

@@ -19,7 +19,6 @@ import time
 from typing import Any
 
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, NavSatFix, PointCloud2
 
@@ -27,7 +26,7 @@ from beam_tracking_ros.msg import BeamObservation
 
 from ..channel import codebook_id
 from ..sim import SimConfig, Simulator
-from . import convert
+from . import convert, qos
 from .params import declare, sim_config_from_params
 from .spin import run_node
 from .topics import Topics
@@ -80,8 +79,8 @@ class SimulatorNode(Node):
         self.last_ns = 0
         self.realtime = speed == 1.0
 
-        sensor_qos = qos_profile_sensor_data
-        reliable = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE)
+        sensor_qos = qos.sensor_qos()
+        reliable = qos.reliable_qos(20)
         cfg = self.base_config
         self.pub_image = self.create_publisher(Image, self.topics.camera, sensor_qos) if cfg.camera.enabled else None
         self.pub_info = (self.create_publisher(CameraInfo, self.topics.camera_info, sensor_qos)
