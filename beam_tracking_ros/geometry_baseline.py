@@ -393,10 +393,7 @@ class GeometryBaseline:
                     used_prev[j] = True
                     span = dt * (1 + self._prev_miss[j])
                     meas = float(((xy[i] - self._prev_seen_xy[j]) @ self._axis) / span)
-                    if direction[i] != 0:  # vehicles do not reverse: clip to [0, max] along the lane
-                        meas = float(direction[i] * np.clip(direction[i] * meas, 0.0, self.max_speed))
-                    else:
-                        meas = float(np.clip(meas, -self.max_speed, self.max_speed))
+                    meas = float(self._lane_speed(meas, direction[i]))
                     # a track's first measured velocity is taken as is; later ones are smoothed
                     a = self.alpha if self._prev_age[j] > 1 or direction[i] != 0 else 0.0
                     vel[i] = a * self._prev_v[j] + (1 - a) * meas
@@ -415,10 +412,7 @@ class GeometryBaseline:
             coast = np.zeros(m, bool)
             pred = self._prev_xy
         if speed is not None and n:  # a measured speed (Doppler) beats one from positions 0.1 s apart
-            measured = np.isfinite(speed)
-            v = np.clip(speed, -self.max_speed, self.max_speed)
-            v = np.where(direction != 0, direction * np.clip(direction * v, 0.0, self.max_speed), v)
-            vel = np.where(measured, v, vel)
+            vel = np.where(np.isfinite(speed), self._lane_speed(speed, direction), vel)
         new = ids < 0
         ids[new] = self._next_id + np.arange(int(new.sum()))
         self._next_id += int(new.sum())
@@ -436,6 +430,12 @@ class GeometryBaseline:
         center = np.c_[all_xy, all_size[:, 2] / 2]
         out = VehicleBoxes(center, all_size, np.full(len(all_xy), self.site.road_axis_yaw))
         return out, all_ids, all_v
+
+    def _lane_speed(self, speed: Any, direction: Any) -> np.ndarray:
+        """A measured speed along the road made plausible: vehicles do not reverse, so in a lane with a
+        direction (+-1) it is clipped to [0, max] along it; without one (0) to [-max, max]."""
+        v = np.clip(speed, -self.max_speed, self.max_speed)
+        return np.where(direction != 0, direction * np.clip(direction * v, 0.0, self.max_speed), v)
 
     def _lane_direction(self, across: np.ndarray) -> np.ndarray:
         """+1 / -1: the direction along the road axis vehicles drive at these offsets; 0 without a prior."""
