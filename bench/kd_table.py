@@ -190,13 +190,13 @@ def plan(lanes: int, seed: int, b: Budget, data_root: Path) -> list[tuple[str, d
                                            alpha=0.5, temperature=2.0), "ma:teacher"))
     lid = _data(data_root, lanes, b, ["lidar_feat"])
     # Zakeri et al.'s setting: its own GRU teacher on the LiDAR range profile, cross-entropy-style labels
-    tr, ttr = _train(b, seed, task_loss="focal"), _train(b, seed, teacher=True, task_loss="focal")
-    runs.append(("df:teacher", _cfg("lidar_teacher", "teacher", lid, "teacher-lidar-gru", {}, ttr), None))
-    runs.append(("df:student:none", _cfg("lidar_student", "student", lid, "student-lidar-gru", {}, tr), None))
-    runs.append(("df:student:kl", _cfg("lidar_student_kd", "student", lid, "student-lidar-gru", {}, tr, "kl",
+    ftr, fttr = _train(b, seed, task_loss="focal"), _train(b, seed, teacher=True, task_loss="focal")
+    runs.append(("df:teacher", _cfg("lidar_teacher", "teacher", lid, "teacher-lidar-gru", {}, fttr), None))
+    runs.append(("df:student:none", _cfg("lidar_student", "student", lid, "student-lidar-gru", {}, ftr), None))
+    runs.append(("df:student:kl", _cfg("lidar_student_kd", "student", lid, "student-lidar-gru", {}, ftr, "kl",
                                        alpha=0.5, temperature=5.0), "df:teacher"))
     df = {"generator_steps": b.df_steps, "student_steps": b.df_steps, "batch_size": 32, "loss": "mse"}
-    runs.append(("df:student:data-free", _cfg("lidar_student_df", "student", lid, "student-lidar-gru", {}, tr,
+    runs.append(("df:student:data-free", _cfg("lidar_student_df", "student", lid, "student-lidar-gru", {}, ftr,
                                               "data-free", temperature=5.0, data_free=df), "df:teacher"))
     return runs
 
