@@ -191,7 +191,7 @@ def check_bag(bag: Path, published: int, episodes: int, frames: int, rate_hz: fl
     from rosbags.highlevel import AnyReader
 
     from beam_tracking_ros.data.bag import make_typestore, read_bag
-    from beam_tracking_ros.ros.convert import beam_observation_from_msg
+    from beam_tracking_ros.io.convert import beam_observation_from_msg
 
     stamps: dict[str, list[int]] = {}
     with AnyReader([bag], default_typestore=make_typestore()) as reader:

@@ -33,7 +33,7 @@ import numpy as np, rclpy
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, PointCloud2, NavSatFix
 from beam_tracking_ros.msg import BeamPrediction
-from beam_tracking_ros.ros import convert
+from beam_tracking_ros.io import convert
 from beam_tracking_ros.sim import SimConfig, Simulator
 
 rate, seconds, sensors = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3].split(",")

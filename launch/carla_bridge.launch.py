@@ -36,7 +36,7 @@ SCENARIO_ARGS = {
 
 def _sensing(context, *args, **kwargs):
     """Choose CARLA or the built-in simulator at launch time (needs a network probe, so opaque)."""
-    from beam_tracking_ros.ros.carla_probe import carla_server_answers
+    from beam_tracking_ros.sim.carla_probe import carla_server_answers
 
     mode = LaunchConfiguration("simulator").perform(context)
     host = LaunchConfiguration("host").perform(context)

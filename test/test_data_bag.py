@@ -25,8 +25,8 @@ from beam_tracking_ros.data.bag import (
 )
 from beam_tracking_ros.data.preprocess import PreprocessConfig
 from beam_tracking_ros.data.store import DatasetReader, is_complete
-from beam_tracking_ros.ros import convert as cv
-from beam_tracking_ros.ros.topics import Topics
+from beam_tracking_ros.io import convert as cv
+from beam_tracking_ros.io.topics import Topics
 
 ROOT = Path(__file__).resolve().parents[1]
 T = Topics()
@@ -145,7 +145,6 @@ def test_missing_topics_error(tmp_path, ts):
 
 
 def test_bags_to_dataset(tmp_path, ts):
-    pytest.importorskip("beam_tracking_ros.ros.sync")
     bags = []
     for i in range(3):
         bag = tmp_path / f"bag{i}"
@@ -178,7 +177,6 @@ SITE = (49.0005, 8.4, 104.0)  # the RSU, ~55 m south of the target's track
 def test_gps_reference_comes_from_the_rsu_fix_in_the_bags(tmp_path, ts):
     """A bag with the RSU's GNSS topic gives the GPS feature its origin: positions come out in metres
     around the pole (and the live node reads the same reference from the model card)."""
-    pytest.importorskip("beam_tracking_ros.ros.sync")
     bags = []
     for i in range(2):
         bag = tmp_path / f"bag{i}"
@@ -202,7 +200,6 @@ def test_gps_reference_comes_from_the_rsu_fix_in_the_bags(tmp_path, ts):
 def test_gps_reference_missing_explicit_or_from_two_sites(tmp_path, ts):
     """No RSU fix and no reference: refused before anything is written (positions from (0 deg, 0 deg)
     would be 5e6 m features). An explicit reference wins. Bags of RSUs 1 km apart: refused."""
-    pytest.importorskip("beam_tracking_ros.ros.sync")
     plain = tmp_path / "plain"
     with BagWriter(plain, ts) as w:
         _write_episode(w, ts, 8)

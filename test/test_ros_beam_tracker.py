@@ -25,7 +25,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, PointCloud2, NavSatFix, PointField
 from diagnostic_msgs.msg import DiagnosticArray
 from beam_tracking_ros.msg import BeamPrediction
-from beam_tracking_ros.ros import convert
+from beam_tracking_ros.io import convert
 from beam_tracking_ros.sim import SimConfig, Simulator
 
 plan = json.loads(sys.argv[1])

@@ -81,7 +81,7 @@ def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.P
 
 def _read(bag: Path) -> tuple[Counter, dict, list, bool]:
     from beam_tracking_ros.data.bag import read_bag
-    from beam_tracking_ros.ros.convert import stamp_to_ns
+    from beam_tracking_ros.io.convert import stamp_to_ns
 
     counts: Counter = Counter()
     last: dict = {}
@@ -100,7 +100,7 @@ def _read(bag: Path) -> tuple[Counter, dict, list, bool]:
 @pytest.mark.slow
 @requires_ros
 def test_recorder_writes_a_finalized_bag_on_sigint(simulator: subprocess.Popen, tmp_path: Path) -> None:
-    from beam_tracking_ros.ros import convert
+    from beam_tracking_ros.io import convert
 
     bag, log = tmp_path / "bag", tmp_path / "recorder.log"
     rec = _start("beam_tracking_ros.ros.recorder_node", log, f"output:={bag}")
@@ -224,7 +224,7 @@ def test_record_launch_records_n_episodes_and_ends(tmp_path: Path) -> None:
     import shutil
 
     from beam_tracking_ros.data.bag import read_bag
-    from beam_tracking_ros.ros.convert import beam_observation_from_msg
+    from beam_tracking_ros.io.convert import beam_observation_from_msg
 
     ros2 = shutil.which("ros2")
     assert ros2, "ros2 (real or the package's fallback from `make bootstrap`) is not on PATH"
@@ -263,8 +263,8 @@ def _simulated_bag(path: Path, episodes: int, frames: int) -> None:
     """A bag as the recorder writes it from the simulator node (same converters, rosbags types)."""
     from beam_tracking_ros.channel import codebook_id
     from beam_tracking_ros.data.bag import BagWriter, make_typestore
-    from beam_tracking_ros.ros import convert
-    from beam_tracking_ros.ros.topics import Topics
+    from beam_tracking_ros.io import convert
+    from beam_tracking_ros.io.topics import Topics
     from beam_tracking_ros.sim import SimConfig, Simulator
 
     ts, t = make_typestore(), Topics()

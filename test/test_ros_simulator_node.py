@@ -14,7 +14,7 @@ from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, PointCloud2, NavSatFix, CameraInfo
 from rosgraph_msgs.msg import Clock
 from beam_tracking_ros.msg import BeamObservation
-from beam_tracking_ros.ros import convert
+from beam_tracking_ros.io import convert
 rclpy.init()
 n = rclpy.create_node("sim_probe")
 got = {}
@@ -117,7 +117,7 @@ def test_no_fix_message_is_rejected_by_the_reader_as_no_fix() -> None:
 
     import pytest
 
-    from beam_tracking_ros.ros import convert
+    from beam_tracking_ros.io import convert
 
     msg = convert.gnss_no_fix_msg(convert.stamp_from_sec(1.0), "target/gnss")
     assert msg.status.status == msg.status.STATUS_NO_FIX and math.isnan(msg.latitude)

@@ -15,8 +15,8 @@ from types import SimpleNamespace
 import pytest
 from ros_testing import popen_python, requires_ros
 
+from beam_tracking_ros.io import sync as fsync
 from beam_tracking_ros.ros import compat
-from beam_tracking_ros.ros import sync as fsync
 
 NS = 1_000_000_000
 
@@ -303,7 +303,7 @@ def test_subscribers_over_dds_from_another_process(impl):
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image, NavSatFix
 
-    from beam_tracking_ros.ros import convert
+    from beam_tracking_ros.io import convert
 
     prefer = impl.name
     context = rclpy.Context()

@@ -17,8 +17,8 @@ A corrupt or truncated *finalized* bag raises :class:`BagError` naming the file 
 ``recover=True`` to salvage what streams).
 
 Bag -> dataset: :func:`bag_frames` converts messages with the ROS-free converters of
-``beam_tracking_ros.ros.convert`` and groups them with the approximate-time synchronizer of
-``beam_tracking_ros.ros.sync`` (the live node's), giving ``SensorFrame``s for the builder;
+``beam_tracking_ros.io.convert`` and groups them with the approximate-time synchronizer of
+``beam_tracking_ros.io.sync`` (the live node's), giving ``SensorFrame``s for the builder;
 :func:`build_from_bags` builds a dataset from bags. Episodes are keyed by (bag, BeamObservation.episode);
 splits are by episode.
 """
@@ -334,7 +334,7 @@ def _read_streamed(path: Path, wanted: set[str] | None, typestore: Any, reorder_
 # ----------------------------------------------------------------------------------------------
 def default_topics() -> dict[str, str]:
     """Modality -> topic of the CARLA-bridge naming used by our simulator and bridge."""
-    from ..ros.topics import Topics
+    from ..io.topics import Topics
 
     t = Topics()
     return {"camera": t.camera, "radar": t.radar, "lidar": t.lidar, "gnss": t.gnss, "beam": t.beam_observation,
@@ -351,7 +351,7 @@ def bag_gps_reference(bags: Sequence[str | os.PathLike[str]], topic: str,
     were recorded at RSUs further apart than ``SITE_TOLERANCE_M`` (one reference cannot serve
     them) or a bag has the topic without a single valid fix.
     """
-    from ..ros.convert import ConversionError, gnss_from_msg
+    from ..io.convert import ConversionError, gnss_from_msg
 
     fixes: list[tuple[str, np.ndarray]] = []
     for b in bags:
@@ -410,7 +410,7 @@ def resolve_gps_reference(cfg: Any, bags: Sequence[str | os.PathLike[str]], topi
 
 
 def _converters() -> dict[str, Any]:
-    from ..ros import convert
+    from ..io import convert
 
     return {
         "camera": lambda m, topic: convert.image_from_msg(m, topic=topic, as_bgra=True).copy(),
@@ -449,7 +449,7 @@ def bag_frames(path: str | os.PathLike[str], modalities: Sequence[str], *,
     approximate-time synchronizer (``queue_size``, ``slop`` s). ``episode`` is the BeamObservation's
     episode field. Malformed messages are counted in ``stats`` and skipped (as the live node does).
     """
-    from ..ros.sync import ApproximateTimeSynchronizer, SimpleFilter, SyncMonitor
+    from ..io.sync import ApproximateTimeSynchronizer, SimpleFilter, SyncMonitor
     from ..sim.types import SensorFrame
 
     all_topics = dict(default_topics())
@@ -515,7 +515,7 @@ def build_from_bags(root: str | os.PathLike[str], bags: Sequence[str | os.PathLi
         cfg = resolve_gps_reference(cfg, bags, all_topics["rsu_gnss"], recover)
     # pass 1: the (small) beam observations give the episodes of every bag
     keys: list[tuple[int, int]] = []
-    from ..ros.convert import beam_observation_from_msg
+    from ..io.convert import beam_observation_from_msg
 
     for bi, b in enumerate(bags):
         seen: set[int] = set()

@@ -5,17 +5,17 @@ A thin shell over :class:`beam_tracking_ros.tracking.BeamTracker`:
 1. the model card decides which modalities are needed; the node refuses a model whose modalities
    have no configured topic (an empty topic parameter disables a modality);
 2. those topics are synchronized with ``message_filters.ApproximateTimeSynchronizer`` where the
-   real package is installed, otherwise with the package's compatible fallback (``ros/sync.py``);
+   real package is installed, otherwise with the package's compatible fallback (``io/sync.py``);
    topics the model does not need are not subscribed, so a student trained on fewer modalities
    keeps running when the others die;
-3. each synchronized set is converted (``ros/convert.py``, zero-copy where the layout allows),
+3. each synchronized set is converted (``io/convert.py``, zero-copy where the layout allows),
    preprocessed and windowed exactly as the dataset builder does, and once the window holds P
    frames the model runs (ONNX Runtime or torch) and ``BeamPrediction`` + a ``MarkerArray`` are
    published;
 4. bad input never crashes the node: malformed messages are counted and their frame dropped, a
    backwards clock jump (a looping bag) empties the synchronizer and the window, a silent modality
    is reported; counters and latency go to ``/diagnostics`` every ``diagnostics_period_s``;
-5. ``model:=geometry`` runs the non-learned LiDAR baseline (``geometry_baseline.py``) instead of a
+5. ``model:=geometry`` runs the non-learned LiDAR baseline (``data/geometry_baseline.py``) instead of a
    trained model: the honest reference a learned model must beat, deployable without training;
 6. a model that reads GPS is checked against the RSU it runs on: the RSU's own fix (``rsu_gps_topic``)
    further than ``SITE_TOLERANCE_M`` from the model's GPS reference means every position the model
@@ -42,13 +42,13 @@ from visualization_msgs.msg import Marker, MarkerArray
 from beam_tracking_ros.msg import BeamHorizonStep, BeamPrediction
 
 from ..data.preprocess import SITE_TOLERANCE_M, PreprocessError, site_offset_m
+from ..io import convert
+from ..io.topics import Topics
 from ..tracking import SENSOR_MODALITY, BeamTracker, HorizonPrediction
-from . import convert
 from .compat import make_synchronizer
 from .params import declare
 from .qos import prediction_qos, qos_by_name
 from .spin import ConfigurationError, run_node
-from .topics import Topics
 
 SENSOR_MSG = {"camera": Image, "radar": PointCloud2, "lidar": PointCloud2, "gnss": NavSatFix}
 FROM_MSG = {

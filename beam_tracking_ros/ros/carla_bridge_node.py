@@ -5,45 +5,27 @@ developed). The node connects with the ``carla`` Python client, switches the wor
 mode with a fixed step of ``1 / rate_hz`` seconds, spawns a static RSU (camera, radar, LiDAR, not
 attached to any actor) and autopilot traffic, and on every ``world.tick()`` publishes exactly what
 the built-in ``simulator`` node publishes -- the same topics, messages, frame ids and point layouts
-(:mod:`beam_tracking_ros.ros.topics`, :mod:`beam_tracking_ros.ros.convert`) -- so the tracker, the
+(:mod:`beam_tracking_ros.io.topics`, :mod:`beam_tracking_ros.io.convert`) -- so the tracker, the
 recorder and the dataset builder cannot tell the two apart. The ground-truth ``BeamObservation``
 comes from the same :class:`~beam_tracking_ros.channel.ChannelModel`, fed with the actors' poses,
-and the label target is chosen by the simulator's rule (see :func:`choose_label`).
+and the label target is chosen by the simulator's rule (see :func:`~beam_tracking_ros.sim.carla_bridge.choose_label`).
 
 Failure is explicit and bounded: when no server answers, the node logs ONE line
-(:func:`~beam_tracking_ros.ros.carla_probe.describe_no_server`) and exits with code 1; the
+(:func:`~beam_tracking_ros.sim.carla_probe.describe_no_server`) and exits with code 1; the
 connection phase also has an overall deadline (the client's calls run in a helper thread that is
 abandoned if it overruns), so the node never hangs. Bad parameters exit with code 2 before any
 connection is tried. On exit the spawned actors are destroyed and the world's settings restored.
 
-Coordinates. CARLA uses Unreal's left-handed frame (x forward, y right, z up; yaw in degrees,
-clockwise seen from above). The channel model works in a right-handed world frame (y left, yaw
-counter-clockwise in radians, ground at z = 0). The conversion is a mirror in y::
-
-    x_w = x_c,   y_w = -y_c,   z_w = z_c - ground_z,   yaw_w = -radians(yaw_c)
-
-which maps CARLA's rotations onto right-handed ones (a mirror reverses the sense of rotation).
-Box sizes are ``2 * bounding_box.extent`` (length, width, height); the box centre is the actor's
-location plus its ``bounding_box.location`` offset rotated by the actor's yaw (pitch and roll are
-ignored: vehicles on a road). Sensor data is NOT mirrored here: the core keeps CARLA's own raw
-conventions (CONTEXT "raw sensor formats"), and ``convert`` does the ROS mirroring as the
-carla-simulator/ros-bridge does.
-
-Everything that turns CARLA objects into numpy is a plain function over duck-typed objects (the
-attributes of ``carla.Image``, ``carla.RadarMeasurement``, ``carla.LidarMeasurement``,
-``carla.GnssMeasurement``, ``carla.Actor``, ``carla.EnvironmentObject``), so it is tested with
-small fakes; only :class:`CarlaBridgeNode` touches a live server, and that part is untested here.
+The ROS-free half -- CARLA objects to numpy, the coordinate mirror, actor poses, walls, the RSU,
+the ground-truth label, frame matching, the validated parameters -- is
+:mod:`beam_tracking_ros.sim.carla_bridge`, tested with small fakes and without rclpy; this node only
+spawns, ticks and publishes, and that part needs a live server (untested here beyond its error paths).
 """
 
 from __future__ import annotations
 
-import math
-import queue
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -53,550 +35,36 @@ from sensor_msgs.msg import CameraInfo, Image, NavSatFix, PointCloud2
 
 from beam_tracking_ros.msg import BeamObservation
 
-from ..channel import (
-    ChannelConfig,
-    ChannelModel,
-    ChannelResult,
-    RsuPose,
-    VehicleBoxes,
-    Walls,
-    codebook_id,
-    label_powers,
-    optimal_beam,
+from ..channel import ChannelConfig, ChannelModel, codebook_id
+from ..io import convert
+from ..io.topics import Topics
+from ..sim.carla_bridge import (
+    BRIDGE_PARAMS,
+    CarlaConnectionError,
+    FrameCollector,
+    ShadowingProcess,
+    bridge_config_from_params,
+    choose_label,
+    connect,
+    gnss_of_vehicles,
+    ground_truth,
+    image_from_carla,
+    lidar_from_carla,
+    poses_from_actors,
+    radar_from_carla,
+    rsu_from_spawn_point,
+    rsu_gnss,
+    rsu_pose_world,
+    walls_from_building_boxes,
+    weather_preset,
 )
-from ..sim import CameraConfig, LidarConfig, RadarConfig
-from ..sim.carla_format import image_from_bytes, lidar_from_bytes, location_to_gnss, radar_from_bytes
-from ..sim.config import LABEL_MODES, WEATHERS
-from ..sim.simulator import SHADOW_DCORR
-from ..sim.types import BeamLabel
-from . import convert, qos
-from .carla_probe import carla_server_answers, describe_no_server
+from . import qos
 from .params import declare
 from .spin import run_node
-from .topics import Topics
-
-# ================================================================================================
-# Pure conversions (no server, no ROS): CARLA objects -> the core's numpy arrays
-# ================================================================================================
-
-
-def image_from_carla(image: Any) -> np.ndarray:
-    """carla.Image (raw_data, width, height) -> (H, W, 4) uint8 BGRA, a view of its buffer."""
-    return image_from_bytes(image.raw_data, int(image.width), int(image.height))
-
-
-def radar_from_carla(measurement: Any) -> np.ndarray:
-    """carla.RadarMeasurement -> (N, 4) float32 [velocity, azimuth, altitude, depth] (CARLA order)."""
-    return radar_from_bytes(measurement.raw_data)
-
-
-def lidar_from_carla(measurement: Any) -> np.ndarray:
-    """carla.LidarMeasurement -> (N, 4) float32 [x, y, z, intensity] in CARLA's sensor frame."""
-    return lidar_from_bytes(measurement.raw_data)
-
-
-def gnss_from_carla(measurement: Any) -> np.ndarray:
-    """carla.GnssMeasurement -> (3,) float64 [latitude deg, longitude deg, altitude m].
-
-    Provided for a GNSS sensor on a user's own vehicle; the bridge itself computes the target's
-    fix with :func:`gnss_of_vehicles`, because the label target is re-chosen as vehicles pass and
-    a sensor would have to be re-attached each time (its first fix arrives a frame late).
-    """
-    out = np.array([measurement.latitude, measurement.longitude, measurement.altitude], dtype=np.float64)
-    if not np.isfinite(out).all():
-        raise ValueError(f"gnss measurement: latitude/longitude/altitude not finite: {out.tolist()}")
-    return out
-
-
-def carla_to_world(xyz: np.ndarray, ground_z: float = 0.0) -> np.ndarray:
-    """CARLA left-handed locations (..., 3) -> the channel model's right-handed world frame."""
-    out = np.array(xyz, dtype=np.float64, copy=True)
-    out[..., 1] *= -1.0
-    out[..., 2] -= ground_z
-    return out
-
-
-def carla_yaw_to_world(yaw_deg: np.ndarray | float) -> np.ndarray:
-    """CARLA yaw (degrees, clockwise from above) -> world yaw (radians, counter-clockwise)."""
-    return -np.radians(np.asarray(yaw_deg, dtype=np.float64))
-
-
-@dataclass
-class ActorPoses:
-    """Vehicles read from CARLA actors, in the channel model's world frame, sorted by actor id."""
-
-    ids: np.ndarray  # (V,) int64 actor ids
-    boxes: VehicleBoxes  # centre (V, 3), size (V, 3), yaw (V,) in the world frame
-    velocity: np.ndarray  # (V, 3) m/s, world frame
-    carla_center: np.ndarray  # (V, 3) box centres in CARLA's frame (for GNSS)
-
-    def __len__(self) -> int:
-        return int(self.ids.size)
-
-    @property
-    def speed(self) -> np.ndarray:
-        return np.linalg.norm(self.velocity[:, :2], axis=1)
-
-
-def poses_from_actors(actors: Iterable[Any], ground_z: float = 0.0) -> ActorPoses:
-    """carla.Actor-like objects (id, get_transform(), bounding_box, get_velocity()) -> ActorPoses.
-
-    One attribute read per actor (the client API offers nothing batched), then vectorised maths:
-    box centre = location + R(yaw) @ bounding_box.location, size = 2 * extent, then the mirror of
-    the module docstring.
-    """
-    rows = []
-    for a in actors:
-        tf = a.get_transform()
-        bb = a.bounding_box
-        v = a.get_velocity()
-        rows.append((a.id, tf.location.x, tf.location.y, tf.location.z, tf.rotation.yaw,
-                     bb.location.x, bb.location.y, bb.location.z, bb.extent.x, bb.extent.y, bb.extent.z,
-                     v.x, v.y, v.z))
-    if not rows:
-        empty = VehicleBoxes(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0))
-        return ActorPoses(np.zeros(0, np.int64), empty, np.zeros((0, 3)), np.zeros((0, 3)))
-    a = np.array(rows, dtype=np.float64)
-    a = a[np.argsort(a[:, 0], kind="stable")]
-    ids = a[:, 0].astype(np.int64)
-    loc, yaw_c, off, ext, vel = a[:, 1:4], a[:, 4], a[:, 5:8], a[:, 8:11], a[:, 11:14]
-    c, s = np.cos(np.radians(yaw_c)), np.sin(np.radians(yaw_c))
-    center_c = np.stack([loc[:, 0] + c * off[:, 0] - s * off[:, 1],
-                         loc[:, 1] + s * off[:, 0] + c * off[:, 1],
-                         loc[:, 2] + off[:, 2]], axis=1)
-    size = np.maximum(2.0 * ext, 1e-3)  # a degenerate (zero-extent) box would be rejected by the model
-    boxes = VehicleBoxes(carla_to_world(center_c, ground_z), size, carla_yaw_to_world(yaw_c))
-    return ActorPoses(ids, boxes, carla_to_world(vel), center_c)
-
-
-def walls_from_building_boxes(objects: Iterable[Any], rsu_position: Sequence[float], radius_m: float,
-                              ground_z: float = 0.0, loss_db: float = 7.0) -> Walls:
-    """Building bounding boxes (carla.EnvironmentObject-like: bounding_box with world location,
-    extent, rotation.yaw) -> the facades that can reflect the RSU's signal, as channel ``Walls``.
-
-    Why only some faces: the channel model's image method knows nothing of building interiors, so
-    a face turned away from the RSU (reachable only through the building) would give a phantom
-    reflection; for a box only the faces whose outward side holds the RSU are kept. Buildings
-    whose footprint lies farther than ``radius_m`` from the RSU are dropped (they add cost, not
-    power).
-    """
-    rows = []
-    for o in objects:
-        bb = o.bounding_box
-        rows.append((bb.location.x, bb.location.y, bb.location.z, bb.extent.x, bb.extent.y, bb.extent.z,
-                     bb.rotation.yaw))
-    if not rows:
-        return Walls.empty()
-    b = np.array(rows, dtype=np.float64)
-    ctr = carla_to_world(b[:, 0:3], ground_z)
-    ex, ey, ez = b[:, 3], b[:, 4], b[:, 5]
-    yaw = carla_yaw_to_world(b[:, 6])
-    tx = np.asarray(rsu_position, dtype=np.float64)
-    near = np.hypot(ctr[:, 0] - tx[0], ctr[:, 1] - tx[1]) - np.hypot(ex, ey) <= radius_m
-    top = ctr[:, 2] + ez
-    near &= (top > 0) & (ex > 0) & (ey > 0)
-    ctr, ex, ey, yaw, top = ctr[near], ex[near], ey[near], yaw[near], top[near]
-    if ctr.shape[0] == 0:
-        return Walls.empty()
-    # corners counter-clockwise in the box frame; edge k joins corner k and k+1
-    sx = np.array([1.0, -1.0, -1.0, 1.0])
-    sy = np.array([1.0, 1.0, -1.0, -1.0])
-    lx, ly = sx[None] * ex[:, None], sy[None] * ey[:, None]  # (M, 4)
-    c, s = np.cos(yaw)[:, None], np.sin(yaw)[:, None]
-    cx = ctr[:, 0:1] + c * lx - s * ly
-    cy = ctr[:, 1:2] + s * lx + c * ly
-    p0 = np.stack([cx, cy], axis=-1)  # (M, 4, 2)
-    p1 = np.roll(p0, -1, axis=1)
-    d = p1 - p0
-    outward = np.stack([d[..., 1], -d[..., 0]], axis=-1)  # right of a CCW edge points outside
-    mid = 0.5 * (p0 + p1)
-    facing = ((tx[:2] - mid) * outward).sum(-1) > 0
-    height = np.broadcast_to(top[:, None], facing.shape)
-    return Walls(p0[facing], p1[facing], height[facing], loss_db=loss_db)
-
-
-def rsu_from_spawn_point(x: float, y: float, z: float, yaw_deg: float, side_offset_m: float
-                         ) -> tuple[float, float, float, float]:
-    """Place the RSU pole ``side_offset_m`` to the right of a lane spawn point (CARLA frame: the
-    right of heading yaw is (-sin yaw, cos yaw)), looking back across the road (yaw - 90 deg).
-    Returns (x, y, ground_z, yaw_deg) in CARLA's frame; right-hand traffic puts it on the kerb."""
-    r = math.radians(yaw_deg)
-    yaw = (yaw_deg - 90.0 + 180.0) % 360.0 - 180.0
-    return (x - side_offset_m * math.sin(r), y + side_offset_m * math.cos(r), z, yaw)
-
-
-def rsu_pose_world(x: float, y: float, yaw_deg: float, height: float) -> RsuPose:
-    """The mmWave array of an RSU at CARLA (x, y) with CARLA yaw, ``height`` above ground."""
-    return RsuPose((float(x), float(-y), float(height)), float(carla_yaw_to_world(yaw_deg)))
-
-
-def rsu_gnss(x: float, y: float, ground_z: float, height: float, geo_ref: tuple[float, float, float]
-             ) -> np.ndarray:
-    """(3,) lat/lon/alt of the RSU's array at CARLA (x, y), ``height`` above ``ground_z``: its own fix,
-    published on the RSU's GNSS topic so a recorded bag carries the GPS feature's reference."""
-    return location_to_gnss(np.array([[x, y, ground_z + height]], dtype=np.float64), *geo_ref)[0]
-
-
-def gnss_of_vehicles(poses: ActorPoses, rows: np.ndarray, geo_ref: tuple[float, float, float],
-                     rng: np.random.Generator | None = None, noise_std_m: float = 0.0) -> np.ndarray:
-    """(R, 3) [lat, lon, alt] of the roof centres of ``rows``, with CARLA's own geo-projection
-    (``location_to_gnss`` reproduces the GNSS sensor's math) around the map's reference
-    ``geo_ref = (lat0, lon0, alt0)``; optional Gaussian noise in metres, as the simulator adds."""
-    rows = np.asarray(rows, dtype=np.int64).reshape(-1)
-    pos = poses.carla_center[rows].copy()
-    pos[:, 2] += poses.boxes.size[rows, 2] / 2
-    if rng is not None and noise_std_m > 0:
-        pos += rng.normal(0.0, noise_std_m, pos.shape)
-    return location_to_gnss(pos, *geo_ref)
-
-
-class ShadowingProcess:
-    """Per-vehicle, per-path log-normal shadowing that is spatially correlated (AR(1) in travelled
-    distance, decorrelation ``SHADOW_DCORR`` m, as the built-in simulator does), so labels do not
-    flicker from frame to frame. Keyed by actor id: vehicles may appear and vanish in any order."""
-
-    def __init__(self, sigma_db: float, n_paths: int, rng: np.random.Generator) -> None:
-        self.sigma = float(sigma_db)
-        self.n_paths = int(n_paths)
-        self.rng = rng
-        self.ids = np.zeros(0, np.int64)
-        self.values = np.zeros((0, self.n_paths))
-
-    def update(self, ids: np.ndarray, speed: np.ndarray, dt: float) -> np.ndarray:
-        """(V, L) shadowing in dB for the vehicles ``ids`` (sorted ascending) after ``dt`` seconds."""
-        ids = np.asarray(ids, dtype=np.int64)
-        out = self.rng.normal(0.0, self.sigma, (ids.size, self.n_paths))  # fresh draws for new ids
-        pos = np.searchsorted(self.ids, ids)
-        pos_c = np.minimum(pos, max(self.ids.size - 1, 0))
-        known = (self.ids.size > 0) & (self.ids[pos_c] == ids) if self.ids.size else np.zeros(ids.size, bool)
-        if known.any():
-            rho = np.exp(-np.abs(np.asarray(speed)[known]) * dt / SHADOW_DCORR)[:, None]
-            out[known] = rho * self.values[pos_c[known]] + np.sqrt(1.0 - rho**2) * out[known]
-        self.ids, self.values = ids.copy(), out
-        return out
-
-
-def choose_label(result: ChannelResult, ids: np.ndarray, centers: np.ndarray, rsu_xy: Sequence[float],
-                 mode: str, label_range_m: float, prev_target: int | None
-                 ) -> tuple[BeamLabel | None, int | None, int | None]:
-    """The ground-truth label by the built-in simulator's rule. Returns (label, row, target_id).
-
-    Served vehicles: within ``label_range_m`` of the RSU (horizontal distance) and in front of the
-    array (LoS direction valid). 'single': keep the previous target while it is served, otherwise
-    take the nearest served vehicle; 'sum_rss': all served vehicles (CRKD), the LoS blockage reported is
-    the dominant vehicle's on the optimal beam, the row returned (whose GNSS is published) the nearest
-    served vehicle's. None when nobody is served.
-    """
-    if mode not in LABEL_MODES:
-        raise ValueError(f"label_mode: unknown {mode!r}, expected one of {LABEL_MODES}")
-    ids = np.asarray(ids)
-    d = np.linalg.norm(np.asarray(centers)[:, :2] - np.asarray(rsu_xy, dtype=np.float64)[:2], axis=1)
-    served = (d <= label_range_m) & result.path_valid[:, 0]
-    if not served.any():
-        return None, None, None
-    if mode == "single":
-        rows = np.nonzero(ids == prev_target)[0] if prev_target is not None else np.zeros(0, int)
-        row = int(rows[0]) if rows.size and served[rows[0]] else int(np.argmin(np.where(served, d, np.inf)))
-        p = label_powers(result.powers_dbm, "single", row)
-        label = BeamLabel(p, int(optimal_beam(p)), [int(ids[row])], bool(result.los_blocked[row]), "single")
-        return label, row, int(ids[row])
-    rows = np.nonzero(served)[0]
-    p = label_powers(result.powers_dbm[rows], "sum_rss")
-    best = int(optimal_beam(p))
-    dom = int(rows[np.argmax(result.powers_dbm[rows, best])])
-    label = BeamLabel(p, best, [int(i) for i in ids[rows]], bool(result.los_blocked[dom]), "sum_rss")
-    # The row whose GNSS is published: the nearest served vehicle, chosen from geometry alone, as the
-    # simulator does (the vehicle dominating the optimal beam would leak the label into the input).
-    return label, int(rows[np.argmin(d[rows])]), None
-
-
-def ground_truth(model: ChannelModel, rsu: RsuPose, poses: ActorPoses, walls: Walls | None,
-                 shadow_db: np.ndarray | None = None, rng: np.random.Generator | None = None
-                 ) -> ChannelResult | None:
-    """ChannelModel on the actors' boxes (None without vehicles): the bridge's ground truth."""
-    if len(poses) == 0:
-        return None
-    return model.compute(rsu, poses.boxes, walls, rng=rng, shadow_db=shadow_db)
-
-
-WEATHER_PRESETS: dict[str, tuple[str, dict[str, float]]] = {
-    # the simulator's weathers -> carla.WeatherParameters preset + attribute overrides
-    "day": ("ClearNoon", {}),
-    "night": ("ClearNight", {}),
-    "rain": ("HardRainNoon", {}),
-    "fog": ("CloudyNoon", {"fog_density": 60.0, "fog_distance": 5.0}),
-}
-
-
-def weather_preset(name: str) -> tuple[str, dict[str, float]]:
-    """(preset attribute of carla.WeatherParameters, overrides) for the simulator's weather names."""
-    if name not in WEATHER_PRESETS:
-        raise ValueError(f"weather: unknown {name!r}, expected one of {WEATHERS}")
-    return WEATHER_PRESETS[name]
-
-
-class FrameCollector:
-    """Matches sensor callbacks to simulation frames.
-
-    CARLA calls each sensor's ``listen`` callback from its own client thread; in synchronous mode
-    every sensor delivers one measurement per ``world.tick()``, stamped with the tick's frame id.
-    Each sensor has a bounded queue (the oldest item is dropped when full, so a stalled consumer
-    cannot grow memory); :meth:`collect` waits until every sensor has delivered ``frame`` or the
-    timeout passes, drops older leftovers and keeps newer ones for the next frame.
-    """
-
-    def __init__(self, names: Iterable[str], maxsize: int = 8) -> None:
-        if maxsize <= 0:
-            raise ValueError(f"maxsize must be positive, got {maxsize}")
-        self.queues: dict[str, queue.Queue] = {n: queue.Queue(maxsize) for n in names}
-        self.pending: dict[str, Any] = {}
-        self.dropped = 0
-
-    def callback(self, name: str) -> Callable[[Any], None]:
-        q = self.queues[name]
-
-        def put(data: Any) -> None:
-            while True:
-                try:
-                    q.put_nowait(data)
-                    return
-                except queue.Full:
-                    try:
-                        q.get_nowait()
-                        self.dropped += 1
-                    except queue.Empty:
-                        pass
-
-        return put
-
-    def collect(self, frame: int, timeout_s: float) -> dict[str, Any]:
-        """{sensor: measurement of ``frame``} for the sensors that delivered it within ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
-        out: dict[str, Any] = {}
-        for name, q in self.queues.items():
-            item = self.pending.pop(name, None)
-            while True:
-                if item is not None:
-                    f = int(item.frame)
-                    if f == frame:
-                        out[name] = item
-                        break
-                    if f > frame:  # we missed ours; keep this one for its own tick
-                        self.pending[name] = item
-                        break
-                    self.dropped += 1  # stale
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                try:
-                    item = q.get(timeout=left)
-                except queue.Empty:
-                    break
-        return out
-
-
-# ================================================================================================
-# Parameters
-# ================================================================================================
-
-BRIDGE_PARAMS: dict[str, tuple[Any, str]] = {
-    "host": ("127.0.0.1", "Host of the CARLA server."),
-    "port": (2000, "RPC port of the CARLA server (the streaming port is port + 1)."),
-    "timeout_s": (2.0, "Client timeout (s): connection and every blocking call; no answer -> exit 1."),
-    "town": ("", "Map to load (e.g. Town10HD_Opt); empty keeps the server's current map."),
-    "rate_hz": (10.0, "Scene rate: synchronous mode with fixed_delta_seconds = 1 / rate_hz."),
-    "realtime_factor": (1.0, "Simulated seconds per wall second (<= 0: tick as fast as the server can)."),
-    "role_name": ("rsu", "CARLA-bridge role name of the RSU (topic prefix /carla/<role_name>/)."),
-    "target_role_name": ("target", "Role name of the tracked vehicle (its GNSS topic /carla/<it>/gnss)."),
-    "n_vehicles": (30, "Autopilot vehicles to spawn, at the spawn points nearest the RSU."),
-    "tm_port": (8000, "Traffic Manager port."),
-    "seed": (0, "Seed of the vehicle blueprints, the Traffic Manager, shadowing and GNSS noise."),
-    "weather": ("day", "day | night | rain | fog, mapped to CARLA weather presets."),
-    "rsu_spawn_point": (0, "Place the RSU beside this map spawn point (>= 0); -1 uses rsu_x/rsu_y/..."),
-    "rsu_side_offset_m": (6.0, "Distance of the RSU pole to the right of the chosen spawn point (m)."),
-    "rsu_x": (0.0, "RSU pole x in CARLA's frame (m), used when rsu_spawn_point = -1."),
-    "rsu_y": (0.0, "RSU pole y in CARLA's frame (m, left-handed: y right), when rsu_spawn_point = -1."),
-    "rsu_ground_z": (0.0, "Ground height at the RSU pole in CARLA's frame (m), when rsu_spawn_point = -1."),
-    "rsu_yaw_deg": (90.0, "RSU heading in CARLA's frame (deg, clockwise from +x), when rsu_spawn_point = -1."),
-    "rsu_height": (6.0, "Height of the mmWave array above the ground (m), as in the built-in scene."),
-    "label_mode": ("sum_rss", "Ground-truth label: single (one tracked vehicle) or sum_rss (CRKD)."),
-    "label_range_m": (80.0, "Vehicles within this distance of the RSU are served (labelled)."),
-    "walls_radius_m": (150.0, "Building facades within this distance reflect (channel model walls)."),
-    "wall_loss_db": (7.0, "Reflection loss of a building facade (dB)."),
-    "gnss_noise_std_m": (0.3, "GNSS noise std (m) of the target's fix, as the built-in simulator."),
-    "sync_timeout_s": (2.0, "Wait at most this long per tick for every sensor's measurement."),
-    "max_frames": (0, "Stop (exit 0) after this many frames; 0 = run until shut down."),
-    "camera_enabled": (True, "Spawn and publish the RSU camera (sensor.camera.rgb)."),
-    "camera_width": (256, "Camera image_size_x in pixels."),
-    "camera_height": (192, "Camera image_size_y in pixels."),
-    "camera_fov_deg": (90.0, "Camera horizontal field of view (deg)."),
-    "camera_pitch_deg": (-12.0, "Camera pitch (deg, negative = down)."),
-    "camera_mount_height": (5.5, "Camera height above ground (m)."),
-    "lidar_enabled": (True, "Spawn and publish the RSU LiDAR (sensor.lidar.ray_cast)."),
-    "lidar_channels": (16, "LiDAR channels."),
-    "lidar_range_m": (80.0, "LiDAR range (m)."),
-    "lidar_upper_fov_deg": (2.0, "LiDAR upper_fov (deg)."),
-    "lidar_lower_fov_deg": (-30.0, "LiDAR lower_fov (deg)."),
-    "lidar_h_resolution_deg": (0.5, "Horizontal step (deg): points_per_second = channels*360/step*rate."),
-    "lidar_mount_height": (5.0, "LiDAR height above ground (m)."),
-    "radar_enabled": (True, "Spawn and publish the RSU radar (sensor.other.radar)."),
-    "radar_horizontal_fov_deg": (120.0, "Radar horizontal_fov (deg)."),
-    "radar_vertical_fov_deg": (30.0, "Radar vertical_fov (deg)."),
-    "radar_range_m": (100.0, "Radar range (m)."),
-    "radar_points_per_second": (1500, "Radar points_per_second."),
-    "radar_pitch_deg": (-8.0, "Radar pitch (deg, negative = down)."),
-    "radar_mount_height": (5.0, "Radar height above ground (m)."),
-}
-
-
-@dataclass(frozen=True)
-class BridgeConfig:
-    """Validated parameters of the bridge (see BRIDGE_PARAMS for their meaning)."""
-
-    host: str
-    port: int
-    timeout_s: float
-    town: str
-    rate_hz: float
-    realtime_factor: float
-    role_name: str
-    target_role_name: str
-    n_vehicles: int
-    tm_port: int
-    seed: int
-    weather: str
-    rsu_spawn_point: int
-    rsu_side_offset_m: float
-    rsu_x: float
-    rsu_y: float
-    rsu_ground_z: float
-    rsu_yaw_deg: float
-    rsu_height: float
-    label_mode: str
-    label_range_m: float
-    walls_radius_m: float
-    wall_loss_db: float
-    gnss_noise_std_m: float
-    sync_timeout_s: float
-    max_frames: int
-    radar_points_per_second: int
-    camera: CameraConfig = field(default_factory=CameraConfig)
-    lidar: LidarConfig = field(default_factory=LidarConfig)
-    radar: RadarConfig = field(default_factory=RadarConfig)
-
-    @property
-    def dt(self) -> float:
-        return 1.0 / self.rate_hz
-
-    @property
-    def connect_deadline_s(self) -> float:
-        """Overall bound on the connection phase (probe + version + world), whatever the client does."""
-        return 3.0 * self.timeout_s + 2.0
-
-    @property
-    def lidar_points_per_second(self) -> int:
-        return round(self.lidar.channels * 360.0 / self.lidar.h_resolution_deg * self.rate_hz)
-
-
-def _bad(name: str, why: str, value: Any) -> ValueError:
-    return ValueError(f"parameter {name}: {why}, got {value!r}")
-
-
-def bridge_config_from_params(params: dict[str, Any]) -> BridgeConfig:
-    """Validate the flat parameters; ValueError naming the parameter (the node exits 2)."""
-    p = dict(params)
-    unknown = sorted(set(p) - set(BRIDGE_PARAMS))
-    if unknown:
-        raise ValueError(f"unknown carla_bridge parameter(s): {unknown}")
-    v = {k: p.get(k, d) for k, (d, _) in BRIDGE_PARAMS.items()}
-    if not isinstance(v["host"], str) or not v["host"].strip():
-        raise _bad("host", "must be a non-empty host name", v["host"])
-    for name, lo, hi in (("port", 1, 65535), ("tm_port", 1, 65535)):
-        if isinstance(v[name], bool) or not isinstance(v[name], int) or not lo <= v[name] <= hi:
-            raise _bad(name, f"must be an integer in {lo}..{hi}", v[name])
-    for name in ("timeout_s", "rate_hz", "rsu_height", "label_range_m", "walls_radius_m", "sync_timeout_s"):
-        if not (isinstance(v[name], (int, float)) and math.isfinite(v[name]) and v[name] > 0):
-            raise _bad(name, "must be a positive number", v[name])
-    for name in ("wall_loss_db", "gnss_noise_std_m", "rsu_side_offset_m"):
-        if not (isinstance(v[name], (int, float)) and math.isfinite(v[name]) and v[name] >= 0):
-            raise _bad(name, "must be a number >= 0", v[name])
-    for name in ("n_vehicles", "max_frames", "radar_points_per_second"):
-        if isinstance(v[name], bool) or not isinstance(v[name], int) or v[name] < 0:
-            raise _bad(name, "must be a non-negative integer", v[name])
-    if isinstance(v["rsu_spawn_point"], bool) or not isinstance(v["rsu_spawn_point"], int) or v["rsu_spawn_point"] < -1:
-        raise _bad("rsu_spawn_point", "must be an integer >= -1", v["rsu_spawn_point"])
-    if v["label_mode"] not in LABEL_MODES:
-        raise _bad("label_mode", f"must be one of {LABEL_MODES}", v["label_mode"])
-    if v["weather"] not in WEATHERS:
-        raise _bad("weather", f"must be one of {WEATHERS}", v["weather"])
-    for name in ("role_name", "target_role_name"):
-        if not isinstance(v[name], str) or not v[name] or not v[name].replace("_", "a").isalnum():
-            raise _bad(name, "must be a non-empty name of letters, digits and '_'", v[name])
-    try:
-        cam = CameraConfig(enabled=bool(v["camera_enabled"]), width=v["camera_width"], height=v["camera_height"],
-                           fov_deg=float(v["camera_fov_deg"]), pitch_deg=float(v["camera_pitch_deg"]),
-                           mount_height=float(v["camera_mount_height"]))
-        lidar = LidarConfig(enabled=bool(v["lidar_enabled"]), channels=v["lidar_channels"],
-                            range_m=float(v["lidar_range_m"]), upper_fov_deg=float(v["lidar_upper_fov_deg"]),
-                            lower_fov_deg=float(v["lidar_lower_fov_deg"]),
-                            h_resolution_deg=float(v["lidar_h_resolution_deg"]),
-                            mount_height=float(v["lidar_mount_height"]))
-        radar = RadarConfig(enabled=bool(v["radar_enabled"]),
-                            horizontal_fov_deg=float(v["radar_horizontal_fov_deg"]),
-                            vertical_fov_deg=float(v["radar_vertical_fov_deg"]), range_m=float(v["radar_range_m"]),
-                            pitch_deg=float(v["radar_pitch_deg"]), mount_height=float(v["radar_mount_height"]))
-    except ValueError as exc:  # the core names e.g. 'camera.width': say which parameter that is
-        raise ValueError(f"parameter {str(exc).split(' ')[0].replace('.', '_')}: {exc}") from exc
-    scalars = {k: v[k] for k in BridgeConfig.__dataclass_fields__ if k not in ("camera", "lidar", "radar")}
-    for k in ("timeout_s", "rate_hz", "realtime_factor", "rsu_side_offset_m", "rsu_x", "rsu_y", "rsu_ground_z",
-              "rsu_yaw_deg", "rsu_height", "label_range_m", "walls_radius_m", "wall_loss_db", "gnss_noise_std_m",
-              "sync_timeout_s"):
-        if isinstance(scalars[k], bool) or not isinstance(scalars[k], (int, float)) or not math.isfinite(scalars[k]):
-            raise _bad(k, "must be a finite number", scalars[k])
-        scalars[k] = float(scalars[k])
-    return BridgeConfig(**scalars, camera=cam, lidar=lidar, radar=radar)
-
 
 # ================================================================================================
 # The node (needs a live CARLA server: not testable here beyond its error paths)
 # ================================================================================================
-
-
-class CarlaConnectionError(RuntimeError):
-    """No CARLA server answered (the node logs the message and exits 1)."""
-
-
-def connect(cfg: BridgeConfig, carla: Any) -> tuple[Any, Any, str]:
-    """(client, world, server_version) or CarlaConnectionError within ``cfg.connect_deadline_s``.
-
-    A TCP probe first gives a closed port its answer at once; the client calls then run in a daemon
-    thread joined with a deadline (the client releases the GIL while waiting), so even a server
-    that accepts connections but never replies cannot hang the node.
-    """
-    where = f"{cfg.host}:{cfg.port}"
-    if not carla_server_answers(cfg.host, cfg.port, cfg.timeout_s):
-        raise CarlaConnectionError(describe_no_server(cfg.host, cfg.port, cfg.timeout_s))
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            client = carla.Client(cfg.host, cfg.port)
-            client.set_timeout(cfg.timeout_s)
-            version = client.get_server_version()  # RuntimeError on timeout
-            if cfg.town:
-                client.load_world(cfg.town)
-            box["ok"] = (client, client.get_world(), version)
-        except Exception as exc:
-            box["error"] = exc
-
-    th = threading.Thread(target=work, name="carla-connect", daemon=True)
-    th.start()
-    th.join(cfg.connect_deadline_s)
-    if "ok" in box:
-        return box["ok"]
-    if th.is_alive() or isinstance(box.get("error"), RuntimeError):
-        raise CarlaConnectionError(describe_no_server(cfg.host, cfg.port, cfg.timeout_s))
-    raise CarlaConnectionError(f"CARLA server at {where}: {box.get('error')}")
 
 
 class CarlaBridgeNode(Node):

@@ -6,7 +6,7 @@ behaviour), so everything here imports the real package first and never shadows 
 :mod:`.sync` and :mod:`.convert` follow their APIs, so callers write the same code either way.
 
 * :func:`make_synchronizer` / :func:`sync_backend`: message_filters' ``Subscriber`` +
-  ``ApproximateTimeSynchronizer``, else :mod:`beam_tracking_ros.ros.sync`; :func:`sync_implementation`
+  ``ApproximateTimeSynchronizer``, else :mod:`beam_tracking_ros.io.sync`; :func:`sync_implementation`
   says which one a process uses (the tracker reports it in /diagnostics).
 * :func:`read_points_numpy` / :func:`create_cloud`: sensor_msgs_py.point_cloud2's where importable
   (and given an rclpy PointCloud2), else ours. The package's own nodes call :mod:`.convert` directly
@@ -24,8 +24,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from beam_tracking_ros.ros import convert as _convert
-from beam_tracking_ros.ros import sync as _sync
+from beam_tracking_ros.io import convert as _convert
+from beam_tracking_ros.io import sync as _sync
 
 BACKENDS = ("auto", "message_filters", "fallback")
 

@@ -19,11 +19,12 @@ from rclpy.node import Node
 
 from beam_tracking_ros.msg import BeamObservation, BeamPrediction
 
+from ..io import convert
+from ..io.topics import Topics
 from ..tracking import OnlineBeamScore
-from . import convert, qos
+from . import qos
 from .params import declare
 from .spin import run_node
-from .topics import Topics
 
 
 class LiveEvalNode(Node):

@@ -46,10 +46,10 @@ from typing import Any
 from rclpy.node import Node
 
 from ..data.bag import BagWriter, make_typestore
+from ..io.topics import Topics
 from . import qos as qos_profiles
 from .params import declare
 from .spin import ConfigurationError
-from .topics import Topics
 
 STORAGES = ("mcap", "sqlite3")
 STAMP_SOURCES = ("header", "receive")

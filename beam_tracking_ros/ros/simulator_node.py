@@ -4,7 +4,7 @@ A thin shell over :class:`beam_tracking_ros.sim.Simulator`: each timer tick step
 publishes the RSU camera (``sensor_msgs/Image`` bgra8 + ``CameraInfo``), radar and LiDAR
 (``sensor_msgs/PointCloud2`` in the bridge's field layouts), the target vehicle's GNSS
 (``sensor_msgs/NavSatFix``), the ground-truth ``BeamObservation`` and ``/clock``, with the topic
-names and frame ids of the CARLA ROS bridge (see :mod:`beam_tracking_ros.ros.topics`).
+names and frame ids of the CARLA ROS bridge (see :mod:`beam_tracking_ros.io.topics`).
 
 Episodes: with ``episode_frames > 0`` the scene restarts every that many frames with the next seed
 (``seed + episode``) and ``episodes > 0`` ends the node after that many, which is how the recorder
@@ -25,11 +25,12 @@ from sensor_msgs.msg import CameraInfo, Image, NavSatFix, PointCloud2
 from beam_tracking_ros.msg import BeamObservation
 
 from ..channel import codebook_id
+from ..io import convert
+from ..io.topics import Topics
 from ..sim import SimConfig, Simulator
-from . import convert, qos
+from . import qos
 from .params import declare, sim_config_from_params
 from .spin import run_node
-from .topics import Topics
 
 SIM_PARAMS: dict[str, tuple[Any, str]] = {
     "seed": (0, "Random seed of the first episode (episode k uses seed + k); same seed, same scene."),

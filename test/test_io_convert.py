@@ -1,4 +1,4 @@
-"""ROS message <-> numpy conversion (beam_tracking_ros.ros.convert) against hand-built messages.
+"""ROS message <-> numpy conversion (beam_tracking_ros.io.convert) against hand-built messages.
 
 The references here are built byte by byte (struct.pack per point, in the test only) in the layouts
 the CARLA ROS bridge publishes, so a wrong offset, sign or byte order fails. rosbags-typed messages
@@ -13,10 +13,21 @@ import numpy as np
 import pytest
 from ros_testing import requires_ros
 
-from beam_tracking_ros.ros import convert as cv
-from beam_tracking_ros.ros.convert import ConversionError, FieldSpec
+from beam_tracking_ros.io import convert as cv
+from beam_tracking_ros.io.convert import ConversionError, FieldSpec
 
-pytestmark = [pytest.mark.ros, requires_ros]
+# rclpy-only tests carry this; the round trips run on both message backends (rclpy where it is there,
+# the rosbags typestore everywhere), so the conversions are tested on a machine without ROS too.
+ros_only = [pytest.mark.ros, requires_ros]
+
+
+@pytest.fixture(params=[pytest.param("rclpy", marks=ros_only), "rosbags"])
+def types(request):
+    """``types=`` for the ``*_to_msg`` builders: None builds rclpy messages, a typestore rosbags ones."""
+    if request.param == "rclpy":
+        return None
+    rb = pytest.importorskip("rosbags.typesys")
+    return rb.get_typestore(rb.Stores.ROS2_KILTED)
 
 
 @pytest.fixture(scope="module")
@@ -54,25 +65,25 @@ def _rng(seed=0):
 
 
 # --- stamps ------------------------------------------------------------------------------------
-def test_stamp_helpers_roundtrip_and_negative():
-    t = cv.stamp_from_sec(12.345678901)
+def test_stamp_helpers_roundtrip_and_negative(types):
+    t = cv.stamp_from_sec(12.345678901, types=types)
     assert (t.sec, t.nanosec) == (12, 345678901)
     assert cv.stamp_to_ns(t) == 12_345_678_901
     assert cv.stamp_to_sec(t) == pytest.approx(12.345678901, abs=1e-9)
-    neg = cv.stamp_from_ns(-1)
+    neg = cv.stamp_from_ns(-1, types=types)
     assert (neg.sec, neg.nanosec) == (-1, 999_999_999)
     assert cv.stamp_to_ns(neg) == -1
     assert cv.stamp_to_ns(5) == 5 and cv.stamp_to_ns(0.5) == 500_000_000
     with pytest.raises(ConversionError, match="stamp"):
-        cv.stamp_from_sec(float("nan"))
+        cv.stamp_from_sec(float("nan"), types=types)
     with pytest.raises(ConversionError, match="stamp"):
         cv.stamp_to_ns("yesterday")
 
 
 # --- LiDAR -------------------------------------------------------------------------------------
-def test_lidar_to_msg_matches_bridge_layout_and_round_trips():
+def test_lidar_to_msg_matches_bridge_layout_and_round_trips(types):
     pts = _rng().normal(size=(50, 4)).astype(np.float32)
-    m = cv.lidar_to_msg(pts, 3.5, "rsu/lidar")
+    m = cv.lidar_to_msg(pts, 3.5, "rsu/lidar", types=types)
     assert [(f.name, f.offset, f.datatype, f.count) for f in m.fields] == [
         ("x", 0, 7, 1), ("y", 4, 7, 1), ("z", 8, 7, 1), ("intensity", 12, 7, 1)]
     assert (m.height, m.width, m.point_step, m.row_step) == (1, 50, 16, 800)
@@ -84,6 +95,8 @@ def test_lidar_to_msg_matches_bridge_layout_and_round_trips():
     assert back.dtype == np.float32 and np.array_equal(back, pts)
 
 
+@pytest.mark.ros
+@requires_ros
 def test_lidar_from_msg_undoes_the_bridge_y_flip_on_a_hand_built_cloud(msgs):
     sm, _ = msgs
     # a point 10 m ahead and 2 m to the LEFT in ROS (y=+2) is y=-2 in CARLA's left-handed frame
@@ -93,11 +106,11 @@ def test_lidar_from_msg_undoes_the_bridge_y_flip_on_a_hand_built_cloud(msgs):
     assert out.tolist() == [[10.0, -2.0, 1.0, 0.5]]
 
 
-def test_lidar_nonfinite_drop_count_raise_and_keep():
+def test_lidar_nonfinite_drop_count_raise_and_keep(types):
     pts = np.ones((6, 4), np.float32)
     pts[1, 0] = np.nan
     pts[4, 3] = np.inf
-    m = cv.lidar_to_msg(pts, 0.0, "l")
+    m = cv.lidar_to_msg(pts, 0.0, "l", types=types)
     out, dropped = cv.lidar_from_msg(m, return_dropped=True)
     assert dropped == 2 and out.shape == (4, 4) and np.isfinite(out).all()
     with pytest.raises(ConversionError, match=r"lidar: 2 point.*\['x', 'intensity'\]"):
@@ -110,9 +123,9 @@ def test_lidar_nonfinite_drop_count_raise_and_keep():
 
 
 # --- radar -------------------------------------------------------------------------------------
-def test_radar_to_msg_bridge_geometry_and_round_trip():
+def test_radar_to_msg_bridge_geometry_and_round_trip(types):
     det = np.array([[-3.0, 0.3, 0.1, 25.0], [1.5, -0.2, -0.05, 12.0]], np.float32)  # vel, az, alt, depth
-    m = cv.radar_to_msg(det, 1.0, "radar")
+    m = cv.radar_to_msg(det, 1.0, "radar", types=types)
     assert [(f.name, f.offset) for f in m.fields] == [
         ("x", 0), ("y", 4), ("z", 8), ("Range", 12), ("Velocity", 16), ("AzimuthAngle", 20),
         ("ElevationAngle", 28)]
@@ -127,6 +140,8 @@ def test_radar_to_msg_bridge_geometry_and_round_trip():
     assert np.array_equal(back, det)
 
 
+@pytest.mark.ros
+@requires_ros
 def test_radar_from_hand_built_bridge_bytes(msgs):
     sm, _ = msgs
     names = ["x", "y", "z", "Range", "Velocity", "AzimuthAngle", "ElevationAngle"]
@@ -149,6 +164,8 @@ def _odd_layout(sm, bigendian=False):
     return _cloud(sm, fields, data, len(rows), point_step=27, bigendian=bigendian), rows
 
 
+@pytest.mark.ros
+@requires_ros
 @pytest.mark.parametrize("bigendian", [False, True])
 def test_pointcloud2_to_array_reads_odd_padded_layouts(msgs, bigendian):
     sm, _ = msgs
@@ -165,6 +182,8 @@ def test_pointcloud2_to_array_reads_odd_padded_layouts(msgs, bigendian):
     assert sub.dtype.names == ("t", "ring") and sub["ring"].tolist() == [r[0] for r in rows]
 
 
+@pytest.mark.ros
+@requires_ros
 def test_big_endian_floats_are_read_in_the_right_byte_order(msgs):
     sm, _ = msgs
     fields = [_pf(sm, n, 4 * i, 7) for i, n in enumerate(["x", "y", "z", "intensity"])]
@@ -175,6 +194,8 @@ def test_big_endian_floats_are_read_in_the_right_byte_order(msgs):
     assert cv.lidar_from_msg(le, nonfinite="keep").tolist() != [[1.5, 2.25, 3.0, 100.0]]
 
 
+@pytest.mark.ros
+@requires_ros
 def test_organized_cloud_with_row_padding(msgs):
     sm, _ = msgs
     fields = [_pf(sm, "x", 0, 7), _pf(sm, "y", 4, 7), _pf(sm, "z", 8, 7), _pf(sm, "intensity", 12, 7)]
@@ -185,6 +206,8 @@ def test_organized_cloud_with_row_padding(msgs):
     assert np.array_equal(out, vals.reshape(6, 4))
 
 
+@pytest.mark.ros
+@requires_ros
 def test_read_points_numpy_zero_copy_when_packed(msgs):
     m = cv.lidar_to_msg(np.ones((10, 4), np.float32), 0.0, "l")
     out = cv.read_points_numpy(m)
@@ -194,6 +217,8 @@ def test_read_points_numpy_zero_copy_when_packed(msgs):
         cv.read_points_numpy(_odd_layout(sm)[0], ["x", "t"])
 
 
+@pytest.mark.ros
+@requires_ros
 def test_create_cloud_from_structured_and_tuples_agree(msgs):
     _, Header = msgs
     fields = [FieldSpec("a", 0, 7), FieldSpec("b", 8, 8), FieldSpec("c", 16, 6)]
@@ -208,6 +233,8 @@ def test_create_cloud_from_structured_and_tuples_agree(msgs):
 
 
 # --- malformed clouds ----------------------------------------------------------------------------
+@pytest.mark.ros
+@requires_ros
 def test_malformed_clouds_raise_naming_topic_and_field(msgs):
     sm, _ = msgs
     good = cv.lidar_to_msg(np.ones((4, 4), np.float32), 0.0, "l")
@@ -237,15 +264,17 @@ def test_malformed_clouds_raise_naming_topic_and_field(msgs):
 
 
 # --- camera --------------------------------------------------------------------------------------
-def test_image_bgra8_round_trip_is_zero_copy():
+def test_image_bgra8_round_trip_is_zero_copy(types):
     img = _rng(1).integers(0, 256, (6, 8, 4), dtype=np.uint8)
-    m = cv.image_to_msg(img, 2.0, "cam")
+    m = cv.image_to_msg(img, 2.0, "cam", types=types)
     assert (m.encoding, m.step, m.height, m.width) == ("bgra8", 32, 6, 8) and bytes(m.data) == img.tobytes()
     out = cv.image_from_msg(m)
     assert np.array_equal(out, img) and np.shares_memory(out, np.frombuffer(m.data, np.uint8))
     assert np.shares_memory(cv.image_from_msg(m, as_bgra=True), np.frombuffer(m.data, np.uint8))
 
 
+@pytest.mark.ros
+@requires_ros
 @pytest.mark.parametrize("encoding", ["bgr8", "rgb8", "rgba8", "mono8", "bgra8"])
 def test_image_encodings_with_step_padding_convert_to_bgra(msgs, encoding):
     sm, _ = msgs
@@ -267,6 +296,8 @@ def test_image_encodings_with_step_padding_convert_to_bgra(msgs, encoding):
     assert np.array_equal(cv.image_from_msg(m, as_bgra=True), bgra)
 
 
+@pytest.mark.ros
+@requires_ros
 def test_malformed_images_raise(msgs):
     sm, _ = msgs
     m = sm.Image(height=4, width=4, encoding="yuv422", step=8)
@@ -287,18 +318,20 @@ def test_malformed_images_raise(msgs):
         cv.image_to_msg(np.zeros((4, 4, 3), np.uint8), 0.0, "c")
 
 
-def test_camera_info_follows_bridge_pinhole():
-    ci = cv.camera_info_msg(640, 480, 90.0, 1.0, "cam")
+def test_camera_info_follows_bridge_pinhole(types):
+    ci = cv.camera_info_msg(640, 480, 90.0, 1.0, "cam", types=types)
     assert (ci.width, ci.height, ci.distortion_model) == (640, 480, "plumb_bob")
     np.testing.assert_allclose(ci.k, [320, 0, 320, 0, 320, 240, 0, 0, 1])
     np.testing.assert_allclose(ci.p, [320, 0, 320, 0, 0, 320, 240, 0, 0, 0, 1, 0])
     fx = 256 / (2 * math.tan(math.radians(110) / 2))
-    assert cv.camera_info_msg(256, 192, 110.0, 0.0, "c").k[0] == pytest.approx(fx)
+    assert cv.camera_info_msg(256, 192, 110.0, 0.0, "c", types=types).k[0] == pytest.approx(fx)
     with pytest.raises(ConversionError, match="fov_deg"):
-        cv.camera_info_msg(64, 48, 0.0, 0.0, "c")
+        cv.camera_info_msg(64, 48, 0.0, 0.0, "c", types=types)
 
 
 # --- GNSS and beam observation ----------------------------------------------------------------
+@pytest.mark.ros
+@requires_ros
 def test_gnss_round_trip_and_errors(msgs):
     sm, _ = msgs
     m = cv.gnss_to_msg(49.0, 8.4, 115.5, 1.5, "gnss")
@@ -315,6 +348,8 @@ def test_gnss_round_trip_and_errors(msgs):
         cv.gnss_to_msg(float("inf"), 0.0, 0.0, 0.0, "g")
 
 
+@pytest.mark.ros
+@requires_ros
 def test_beam_observation_round_trip_and_validation():
     p = _rng(3).normal(-80, 5, 64).astype(np.float32)
     best = int(np.argmax(p))
@@ -338,6 +373,8 @@ def test_beam_observation_round_trip_and_validation():
 
 
 # --- rosbags messages (the dataset builder's path) ---------------------------------------------
+@pytest.mark.ros
+@requires_ros
 def test_rosbags_messages_give_identical_arrays(typestore):
     from rclpy.serialization import serialize_message
 
@@ -363,6 +400,8 @@ def test_rosbags_messages_give_identical_arrays(typestore):
     assert np.shares_memory(cv.image_from_msg(rb_img), rb_img.data)
 
 
+@pytest.mark.ros
+@requires_ros
 def test_builders_make_rosbags_messages_that_serialize_like_rclpy(typestore):
     from rclpy.serialization import serialize_message
 
@@ -388,6 +427,8 @@ def test_builders_make_rosbags_messages_that_serialize_like_rclpy(typestore):
 
 
 # --- the real packages where they exist ------------------------------------------------------------
+@pytest.mark.ros
+@requires_ros
 def test_matches_sensor_msgs_py_where_installed(msgs):
     pc2 = pytest.importorskip("sensor_msgs_py.point_cloud2")
     sm, Header = msgs
@@ -404,6 +445,8 @@ def test_matches_sensor_msgs_py_where_installed(msgs):
                                   cv.pointcloud2_to_array(odd, ["t"])["t"])
 
 
+@pytest.mark.ros
+@requires_ros
 def test_matches_cv_bridge_where_installed():
     cvb = pytest.importorskip("cv_bridge")
     bridge = cvb.CvBridge()
@@ -418,6 +461,8 @@ def test_matches_cv_bridge_where_installed():
 
 
 # --- compat: the real packages first, ours otherwise ------------------------------------------------
+@pytest.mark.ros
+@requires_ros
 def test_compat_point_cloud_functions_agree_with_ours(msgs):
     from beam_tracking_ros.ros import compat
 
@@ -430,6 +475,8 @@ def test_compat_point_cloud_functions_agree_with_ours(msgs):
     assert compat.point_cloud_backend() in ("sensor_msgs_py", "fallback")
 
 
+@pytest.mark.ros
+@requires_ros
 def test_beam_observation_through_a_rosbags_typestore():
     from rclpy.serialization import serialize_message
 
@@ -448,6 +495,8 @@ def test_beam_observation_through_a_rosbags_typestore():
     assert bytes(ts.serialize_cdr(built, name)) == bytes(ts.serialize_cdr(rb, name))
 
 
+@pytest.mark.ros
+@requires_ros
 def test_qos_profiles():
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, ReliabilityPolicy
 
