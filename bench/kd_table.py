@@ -4,7 +4,7 @@
     python bench/kd_table.py --quick    # smoke test: tiny data, 1 seed, a few steps (~1 min on 2 cores)
     python bench/kd_table.py --paper-scale   # CRKD student sizes 6M/13M/34M, more data and steps (GPU)
 
-Rows (each trained with the package's own training functions, ``beam_tracking_ros.train.trainer.fit``),
+Rows (each trained with the package's own training functions, ``beam_tracking_ros.train.api.fit``),
 beside the references of the same test frames (label prior, geometry ceiling, LiDAR geometry baseline):
 
 * single-sensor models vs the multimodal teacher (Ma et al. Table I: fusion must win);
@@ -231,8 +231,9 @@ def run_group(args: tuple[int, int, Budget, str, str, tuple[str, ...]]) -> dict[
 
     torch.set_num_threads(1)
     from beam_tracking_ros.models.registry import count_flops
+    from beam_tracking_ros.train.api import evaluate_run, fit
     from beam_tracking_ros.train.config import config_from_dict
-    from beam_tracking_ros.train.trainer import evaluate_run, fit, load_run
+    from beam_tracking_ros.train.trainer import load_run
 
     # CRKD Table IV: each model is also tested on the other layout's test split, here in the worker right
     # after it is trained, so a run's figures are complete when it ends and the parent only collects them

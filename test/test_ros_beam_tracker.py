@@ -111,9 +111,9 @@ def _play(plan: dict, timeout: float = 120) -> dict:
 
 def _offline(plan: dict, skip: set[int] = frozenset()) -> dict[float, list[int]]:
     """The same frames through the same BeamTracker core, offline: stamp -> beams."""
+    from beam_tracking_ros.inference import load_model
     from beam_tracking_ros.sim import SimConfig, Simulator
     from beam_tracking_ros.tracking import BeamTracker
-    from beam_tracking_ros.train.export import load_model
 
     predictor, card = load_model(MODEL, backend="auto")
     tracker = BeamTracker(predictor, card["modalities"], card["P"], card["H"], card["preprocess"])

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from beam_tracking_ros.train.checkpoint import (
+from beam_tracking_ros.models.checkpoint import (
     CheckpointError,
     UnsafeCheckpointError,
     load_state_dict_checked,

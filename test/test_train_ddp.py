@@ -16,7 +16,7 @@ SCRIPT = textwrap.dedent('''
     import hashlib, json, os, sys
     import torch
     from beam_tracking_ros.train.config import config_from_dict
-    from beam_tracking_ros.train.trainer import fit
+    from beam_tracking_ros.train.api import fit
     torch.set_num_threads(1)
     out = sys.argv[1]
     cfg = config_from_dict({

@@ -10,12 +10,13 @@ import numpy as np
 import onnx
 import pytest
 
-from beam_tracking_ros.train.card import REQUIRED_FIELDS
-from beam_tracking_ros.train.checkpoint import CheckpointError
+from beam_tracking_ros.inference import load_model
+from beam_tracking_ros.models.card import REQUIRED_FIELDS
+from beam_tracking_ros.models.checkpoint import CheckpointError
+from beam_tracking_ros.train.api import fit
 from beam_tracking_ros.train.cli import main_for
 from beam_tracking_ros.train.config import config_from_dict
-from beam_tracking_ros.train.export import export_run, load_model
-from beam_tracking_ros.train.trainer import fit
+from beam_tracking_ros.train.export import export_run
 
 
 def _cfg(model: dict[str, Any], modalities: list[str], role: str = "student") -> Any:

@@ -10,10 +10,11 @@ import pytest
 import torch
 import yaml
 
+from beam_tracking_ros.train.api import fit
 from beam_tracking_ros.train.cli import main_for
 from beam_tracking_ros.train.config import ConfigError, config_from_dict
 from beam_tracking_ros.train.synthetic import SyntheticBeamDataset
-from beam_tracking_ros.train.trainer import DistEnv, TrainingError, fit, make_loader
+from beam_tracking_ros.train.trainer import DistEnv, TrainingError, make_loader
 
 
 def tiny(**over: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from .registry import (
     count_parameters,
     example_batch,
     list_models,
+    model_factory,
     model_summary,
 )
 
@@ -24,5 +25,6 @@ __all__ = [
     "count_parameters",
     "example_batch",
     "list_models",
+    "model_factory",
     "model_summary",
 ]

@@ -12,7 +12,7 @@ default inputs: window 8, 64 HPS points x 6 features, 64 beams).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -21,6 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..data.preprocess import PreprocessConfig, output_shapes
 from .beam_models import LidarGRU, MaStudent, MultimodalTeacher, RadarMLPStudent
+from .toy import TOY_NAMES, ToyBeamModel
 
 __all__ = [
     "MODEL_CONFIGS",
@@ -30,6 +31,7 @@ __all__ = [
     "count_parameters",
     "example_batch",
     "list_models",
+    "model_factory",
     "model_summary",
 ]
 
@@ -98,6 +100,24 @@ def build_model(name: str, **cfg: Any) -> nn.Module:
     model.role = role
     model.config = full
     return model
+
+
+def model_factory(name: str) -> tuple[Callable[..., nn.Module], set[str]]:
+    """The constructor behind an architecture name in a run config or model card, and its arguments.
+
+    Every registry name (built by :func:`build_model`, so the card attributes are set) and the trainer's
+    test model ``toy-gru``. One lookup for the trainer and the inference loader, so a model that trains
+    also loads. ValueError names an unknown architecture.
+    """
+    if name in TOY_NAMES:
+        return ToyBeamModel, _accepted(ToyBeamModel)
+    if name not in MODEL_CONFIGS:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join([*list_models(), TOY_NAMES[0]])}")
+
+    def factory(**kwargs: Any) -> nn.Module:
+        return build_model(name, **kwargs)
+
+    return factory, _accepted(MODEL_CONFIGS[name][0])
 
 
 def example_batch(

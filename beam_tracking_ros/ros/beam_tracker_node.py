@@ -86,7 +86,7 @@ class BeamTrackerNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("beam_tracker", **kwargs)
-        from ..train.export import load_model
+        from ..inference import load_model
 
         topics = Topics()
         model = declare(self, "model", "student",

@@ -1,19 +1,5 @@
 """Training, distillation, evaluation and export (``beam-tracking train|distill|evaluate|export``).
 
-Import the submodules directly (config, trainer, distill, checkpoint, export, card, cli); ``load_model``
-is re-exported lazily here for the live tracker so that importing the package stays cheap.
+Import the submodules directly (config, trainer, distill, export, cli). Loading an exported model for
+inference is ``beam_tracking_ros.inference.load_model``, which imports nothing from here.
 """
-
-from __future__ import annotations
-
-from typing import Any
-
-__all__ = ["load_model"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "load_model":
-        from .export import load_model
-
-        return load_model
-    raise AttributeError(name)

@@ -80,8 +80,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _guard(cmd: str, fn: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Run a subcommand; expected failures become one error line and an exit code."""
     from ..data.store import DatasetError
-    from .card import CardError
-    from .checkpoint import CheckpointError
+    from ..models.card import CardError
+    from ..models.checkpoint import CheckpointError
     from .config import ConfigError
     from .trainer import TrainingError
 
@@ -146,7 +146,7 @@ def _finish(result: Any, out: str) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .trainer import fit
+    from .api import fit
 
     cfg = _load(args, [])
     result = fit(cfg, args.out, resume=args.resume, progress=not args.no_progress, command=_command("train", args))
@@ -154,8 +154,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_distill(args: argparse.Namespace) -> int:
+    from .api import fit
     from .config import ConfigError
-    from .trainer import fit
 
     extra = [f"distill.method={args.method}"] if args.method else []
     cfg = _load(args, extra)
@@ -171,7 +171,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .checkpoint import write_json
+    from ..models.checkpoint import write_json
     from .trainer import evaluate_run, format_metrics
 
     res = evaluate_run(args.run, args.split, data_path=args.data, batch_size=args.batch_size, device=args.device)

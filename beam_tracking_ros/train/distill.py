@@ -6,7 +6,8 @@ range of its inputs, both saved when the teacher finished training), trains a ge
 inversion, then trains the student on generated inputs only. Real data is read only afterwards, to
 evaluate the student on the validation and test splits, exactly like every other run.
 
-The feature-based methods (KD-*/RKD-*/KL/logit-MSE) run in :func:`beam_tracking_ros.train.trainer.fit`.
+The feature-based methods (KD-*/RKD-*/KL/logit-MSE) run in :func:`beam_tracking_ros.train.trainer.fit_supervised`;
+:func:`beam_tracking_ros.train.api.fit` picks one of the two.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint import CheckpointError, safe_load, save_tensors, write_json
+from ..models.checkpoint import CheckpointError, safe_load, save_tensors, write_json
 from .config import ConfigError, RunConfig, check_modalities
 from .trainer import (
     DataInfo,

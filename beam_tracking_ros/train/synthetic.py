@@ -1,4 +1,4 @@
-"""In-memory synthetic beam-tracking data and a tiny model, for tests and smoke runs of the trainer.
+"""In-memory synthetic beam-tracking data, for tests and smoke runs of the trainer (its model: models/toy.py).
 
 Why: the trainer's own behaviour (determinism, resume, NaN stop, DDP, export) must be testable in
 seconds without the simulator, and a smoke config must run on a machine without a dataset. The data
@@ -12,13 +12,14 @@ Samples follow the dataset store contract: modality arrays ``(P, ...)`` float32,
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
+
+from ..models.toy import ToyBeamModel
 
 __all__ = ["SYNTHETIC_SHAPES", "SyntheticBeamDataset", "ToyBeamModel", "synthetic_arrays"]
 
@@ -126,35 +127,3 @@ class SyntheticBeamDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         return {k: torch.as_tensor(v[index]) for k, v in self.arrays.items()}
-
-
-class ToyBeamModel(nn.Module):
-    """A small per-frame encoder + GRU + per-step head; the trainer's test model.
-
-    Output dict like the package's models: ``logits (B, H+1, C)``, ``mid (B, hidden)`` (GRU state) and
-    ``end (B, hidden)`` (features before the head).
-    """
-
-    def __init__(
-        self, input_shapes: Mapping[str, Sequence[int]], num_beams: int, horizon: int, hidden: int = 32,
-        dropout: float = 0.0,
-    ) -> None:
-        super().__init__()
-        self.modalities = tuple(input_shapes)
-        self.num_beams = int(num_beams)
-        self.horizon = int(horizon)
-        self.encoders = nn.ModuleDict({
-            m: nn.Sequential(nn.Flatten(2), nn.Linear(math.prod(tuple(s)[1:]), hidden), nn.ReLU())
-            for m, s in input_shapes.items()
-        })
-        self.gru = nn.GRU(hidden, hidden, batch_first=True)
-        self.end = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout))
-        self.head = nn.Linear(hidden, (self.horizon + 1) * self.num_beams)
-
-    def forward(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        feats = sum(self.encoders[m](inputs[m].float()) for m in self.modalities)  # (B, P, hidden)
-        _, h = self.gru(feats)
-        mid = h[-1]
-        end = self.end(mid)
-        logits = self.head(end).reshape(-1, self.horizon + 1, self.num_beams)
-        return {"logits": logits, "mid": mid, "end": end}

@@ -4,7 +4,7 @@ Why one loop for teachers and students: training a teacher is distillation with 
 loss only, CRKD eq. 7 / Ma et al. eq. 9), so the same loop, with the same determinism, checkpointing,
 NaN stop and DDP handling, serves ``beam-tracking train`` and ``beam-tracking distill``.
 
-Run directory written by :func:`fit` (only rank 0 writes)::
+Run directory written by :func:`fit_supervised` (only rank 0 writes)::
 
     out/
       config.yaml        the resolved config
@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import hashlib
-import inspect
 import json
 import logging
 import math
@@ -47,7 +46,7 @@ import yaml
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from .checkpoint import (
+from ..models.checkpoint import (
     CheckpointError,
     load_state_dict_checked,
     read_json,
@@ -66,7 +65,7 @@ __all__ = [
     "dist_env",
     "evaluate_model",
     "evaluate_run",
-    "fit",
+    "fit_supervised",
     "load_run",
     "lr_at",
     "open_dataset",
@@ -306,28 +305,13 @@ def make_loader(
 # Models
 # --------------------------------------------------------------------------------------------------
 def _model_spec(name: str) -> tuple[Callable[..., nn.Module], set[str]]:
-    """The constructor behind ``name`` (models registry, or the trainer's toy model) and its arguments."""
-    if name in ("toy-gru", "toy"):
-        from .synthetic import ToyBeamModel
+    """The constructor behind ``name`` (models registry, or the toy test model) and its arguments."""
+    from ..models.registry import model_factory
 
-        return ToyBeamModel, _accepts(ToyBeamModel)
-    from ..models import registry
-
-    if name not in registry.MODEL_CONFIGS:
-        raise ConfigError(
-            f"model.name: unknown model {name!r}; available: {', '.join([*registry.list_models(), 'toy-gru'])}")
-    cls = registry.MODEL_CONFIGS[name][0]
-
-    def factory(**kwargs: Any) -> nn.Module:
-        return registry.build_model(name, **kwargs)
-
-    return factory, _accepts(cls)
-
-
-def _accepts(factory: Callable[..., Any]) -> set[str]:
-    sig = inspect.signature(factory)
-    return {n for n, p in sig.parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-            and n != "self"}
+    try:
+        return model_factory(name)
+    except ValueError as exc:
+        raise ConfigError(f"model.name: {exc}") from None
 
 
 def resolve_model_kwargs(
@@ -394,13 +378,6 @@ def model_outputs(out: Any) -> dict[str, Tensor]:
 
 def _inputs(batch: Mapping[str, Tensor], modalities: Sequence[str], device: torch.device) -> dict[str, Tensor]:
     return {m: batch[m].to(device, non_blocking=True).float() for m in modalities}
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Trainable parameters (the models package's counter when it offers one)."""
-    from ..models import count_parameters as count
-
-    return int(count(model))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -605,7 +582,7 @@ class FitResult:
     card: dict[str, Any]
 
 
-def fit(
+def fit_supervised(
     cfg: RunConfig,
     out_dir: str | Path,
     *,
@@ -616,17 +593,17 @@ def fit(
     stop_after_epochs: int | None = None,
     log: Callable[[str], None] | None = None,
 ) -> FitResult:
-    """Train ``cfg.model`` (a teacher, or a student distilled from ``teacher_dir``) into ``out_dir``.
+    """Train ``cfg.model`` (a teacher, or a student distilled from ``teacher_dir`` with a feature/logit KD
+    method) into ``out_dir``. Data-free runs are :func:`beam_tracking_ros.train.distill.fit_data_free`;
+    :func:`beam_tracking_ros.train.api.fit` picks between the two.
 
     ``stop_after_epochs`` ends the run early after that many epochs of *this* invocation, as if it had
     been interrupted (used to test resuming). Raises :class:`TrainingError` on a non-finite loss,
     :class:`ConfigError` for configurations that do not fit the data or the teacher.
     """
     if cfg.distill.method == "data-free":
-        from .distill import fit_data_free
-
-        return fit_data_free(cfg, out_dir, teacher_dir=teacher_dir, progress=progress, command=command,
-                             log=log)
+        raise ConfigError("distill.method 'data-free' never reads the training data: run it with "
+                          "beam_tracking_ros.train.api.fit (or train.distill.fit_data_free)")
     env = dist_env()
     device = resolve_device(cfg.train.device, env)
     created_pg = init_distributed(env, device)
@@ -926,6 +903,8 @@ def make_run_card(cfg: RunConfig, kwargs: Mapping[str, Any], info: DataInfo, mod
                   best: Mapping[str, Any], command: str | None, teacher_dir: str | None,
                   teacher_card: Mapping[str, Any] | None, train_time_s: float, world_size: int) -> dict[str, Any]:
     """The run's ``model.json``: everything needed to rebuild, evaluate and export the model."""
+    from ..models import count_parameters
+
     model.eval()
     with torch.no_grad():
         dummy = {m: torch.zeros(1, *info.input_shapes[m]) for m in mods}

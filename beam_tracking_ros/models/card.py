@@ -1,4 +1,4 @@
-"""The model card (``model_card.json``) of an exported model, and FLOP counting for it.
+"""The model card (``model_card.json``) of an exported model: what it reads, how good and costly it is.
 
 Why a card: the live tracker must know, without guessing, which modalities a model reads, with which
 preprocessing, window P, horizon H and codebook, and a user must see how good and how costly it is and
@@ -20,8 +20,7 @@ Fields (all always present; ``null`` where unknown)::
     metrics                  {test: {...}, val: {...}} from metrics.py (Top-k per step, ATop-k, DBA, ADBA,
                              MPR, mean RSS, power loss)
     parameters               trainable parameter count
-    flops                    FLOPs of one prediction (batch 1), counted by the models package's counter
-                             (torch's FlopCounterMode when the package has none)
+    flops                    FLOPs of one prediction (batch 1), counted by models.registry.count_flops
     distill                  {method, teacher, teacher_name}
     training_command         the command line that trained it
     dataset_hash             sha256 of the dataset manifest + meta
@@ -37,10 +36,7 @@ import datetime as _dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import torch
-from torch import nn
-
-__all__ = ["CARD_FORMAT", "REQUIRED_FIELDS", "CardError", "count_flops", "make_model_card", "validate_card"]
+__all__ = ["CARD_FORMAT", "REQUIRED_FIELDS", "CardError", "make_model_card", "validate_card"]
 
 CARD_FORMAT = "beam_tracking_ros.model_card"
 CARD_VERSION = 1
@@ -53,16 +49,6 @@ REQUIRED_FIELDS: tuple[str, ...] = (
 
 class CardError(ValueError):
     """A model card that is missing fields or inconsistent."""
-
-
-def count_flops(model: nn.Module, inputs: Mapping[str, torch.Tensor]) -> int:
-    """FLOPs of one forward pass on ``inputs`` (multiply-add = 2 FLOPs).
-
-    The models package's counter (FlopCounterMode plus GRU hooks), so the card and the benchmark agree.
-    """
-    from ..models import count_flops as count
-
-    return int(count(model, dict(inputs)))
 
 
 def make_model_card(
