@@ -18,6 +18,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .channel import ChannelModel, codebook_id
+from .data import geometry_baseline as geo
+from .data.geometry_baseline import MODEL_NAME, GeometryBaseline, GeometrySite, power_shares
 from .data.preprocess import BeamFeatureTracks, PreprocessConfig, preprocess_frame
 from .data.window import ObservationWindow
 
@@ -267,3 +270,72 @@ class OnlineBeamScore:
         out: dict[str, Any] = per_step(self.steps)
         out["references"] = {k: per_step(v) for k, v in self.refs.items() if any(s.n for s in v)}
         return out
+
+
+# ================================================================================================
+# The non-learned geometry baseline behind the same interface (``model:=geometry``)
+# ================================================================================================
+@dataclass
+class _NoWindow:
+    """What the tracker node reads of a window: the baseline looks at the newest frame only."""
+
+    size: int = 1
+    fill_ratio: float = 1.0
+
+
+class GeometryTracker:
+    """The baseline behind the live tracker's interface (``BeamTracker``: ``push``/``reset``/``stats``).
+
+    ``push(stamp, raw)`` takes the synchronized raw arrays keyed by sensor (it reads ``raw['lidar']``)
+    and returns a :class:`~beam_tracking_ros.tracking.HorizonPrediction` for every frame (its window is
+    the newest frame; its "probabilities" are power shares), with ``degraded`` set when no vehicle to
+    serve was detected.
+    """
+
+    inputs = ("lidar",)
+    sensors = ("lidar",)
+    modalities = ("lidar",)
+
+    def __init__(self, site: GeometrySite | None = None, horizon: int = 3, top_k: int = 3, **kwargs: Any) -> None:
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
+        self.baseline = GeometryBaseline(site or GeometrySite.from_sim_config(), horizon, **kwargs)
+        self.horizon = self.baseline.horizon
+        self.top_k = int(top_k)
+        self.window = _NoWindow()
+        self.stats = TrackerStats()
+        self.degraded = 0
+        self._last_stamp: float | None = None
+
+    def reset(self) -> None:
+        self.baseline.reset()
+        self._last_stamp = None
+
+    def push(self, stamp: float, raw: Mapping[str, np.ndarray]) -> Any:
+        t0 = time.perf_counter()
+        if "lidar" not in raw or raw["lidar"] is None:
+            raise geo.GeometryInputError("no LiDAR cloud in this frame")
+        if self._last_stamp is not None and stamp < self._last_stamp:
+            self.stats.window_resets += 1
+            self.baseline.reset()
+        self._last_stamp = stamp
+        est = self.baseline.predict(raw["lidar"], stamp)
+        self.stats.frames += 1
+        self.stats.points_dropped += est.dropped_nonfinite
+        probs = power_shares(est.scores)
+        k = min(self.top_k, probs.shape[1])
+        top = np.argsort(-est.scores, axis=1, kind="stable")[:, :k]
+        self.stats.predictions += 1
+        self.degraded += int(est.degraded)
+        return HorizonPrediction(stamp=stamp, beams=top[:, 0].copy(), top_k_beams=top,
+                                 top_k_probs=np.take_along_axis(probs, top, axis=1),
+                                 latency_ms=(time.perf_counter() - t0) * 1e3, window_fill=1.0, probs=probs,
+                                 degraded=est.degraded)
+
+
+def geometry_card(site: GeometrySite, horizon: int = 3) -> dict[str, Any]:
+    """A model card for the baseline, with the keys the tracker node reads from a trained model's card."""
+    n = ChannelModel(site.channel).n_beams
+    return {"name": MODEL_NAME, "role": "baseline", "modalities": ["lidar"], "P": 1, "H": int(horizon),
+            "num_beams": n, "codebook": {"id": codebook_id(site.channel, n)}, "preprocess": {},
+            "label_mode": site.label_mode}

@@ -6,14 +6,9 @@ import numpy as np
 import pytest
 
 from beam_tracking_ros.channel import ChannelModel, VehicleBoxes
-from beam_tracking_ros.geometry_baseline import (
-    GeometryBaseline,
-    GeometryInputError,
-    GeometrySite,
-    GeometryTracker,
-    geometry_card,
-)
+from beam_tracking_ros.data.geometry_baseline import GeometryBaseline, GeometryInputError, GeometrySite
 from beam_tracking_ros.sim import CameraConfig, RadarConfig, SimConfig, Simulator
+from beam_tracking_ros.tracking import GeometryTracker, geometry_card
 
 CFG = SimConfig(seed=3, arrival_rate=0.0, camera=CameraConfig(enabled=False), radar=RadarConfig(enabled=False))
 CAR = np.array([4.5, 1.8, 1.5])

@@ -237,8 +237,9 @@ def test_gps_model_on_another_sites_rsu_is_reported() -> None:
 def test_geometry_baseline_runs_as_a_model_and_matches_offline() -> None:
     """model:=geometry: the non-learned LiDAR baseline in the live node, a prediction per LiDAR frame equal
     to the same baseline run offline on the same clouds."""
-    from beam_tracking_ros.geometry_baseline import GeometrySite, GeometryTracker
+    from beam_tracking_ros.data.geometry_baseline import GeometrySite
     from beam_tracking_ros.sim import SimConfig, Simulator
+    from beam_tracking_ros.tracking import GeometryTracker
 
     tracker = _start_tracker(model=Path("geometry"))
     try:

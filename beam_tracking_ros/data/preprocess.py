@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import PreprocessError
+
 __all__ = [
     "MODALITY_KEYS",
     "BeamFeatureTracks",
@@ -64,14 +66,6 @@ __all__ = [
 
 RADAR_SAMPLING = ("sector", "height")
 EARTH_RADIUS_M = 6_378_137.0  # WGS-84 equatorial radius; the local tangent-plane approximation below uses it
-
-
-class PreprocessError(ValueError):
-    """Bad sensor input; the message starts with the modality name so logs say which sensor failed."""
-
-    def __init__(self, modality: str, message: str) -> None:
-        super().__init__(f"{modality}: {message}")
-        self.modality = modality
 
 
 @dataclass(frozen=True)
@@ -520,8 +514,8 @@ def _geometry_baseline(cfg: PreprocessConfig, sensor: str = "lidar") -> Any:
     (adjacent lanes stay apart). With the LiDAR's 0.5 m cells a car's 3-8 returns made up to three
     phantom cars: the radar feature alone scored MPR 0.79, with these cells 0.83 (2-lane sum-RSS, 4 x 150
     frames; the LiDAR cloud cut to the radar's field of view scores 0.91, which bounds radar-only models)."""
-    from ..geometry_baseline import GeometryBaseline, GeometrySite
     from ..sim import SimConfig
+    from .geometry_baseline import GeometryBaseline, GeometrySite
 
     key = (int(cfg.geometry_lanes), cfg.geometry_label_mode, int(cfg.geometry_horizon),
            float(cfg.geometry_speed_mps), sensor)
@@ -607,7 +601,7 @@ def radar_beam_features(detections: np.ndarray, cfg: PreprocessConfig, tracks: B
                       lx * math.sin(p) + lz * math.cos(p) + sim.radar.mount_height - sim.lidar.mount_height,
                       np.zeros_like(d)], axis=1)
     # the line of sight from the radar (world frame) against the road's direction
-    from ..geometry_baseline import lidar_to_world
+    from .geometry_baseline import lidar_to_world
 
     site = _geometry_baseline(cfg, "radar").site
     los = lidar_to_world(cloud[:, :3], site.lidar_origin, site.lidar_yaw)
@@ -688,7 +682,7 @@ def gps_beam_features(gnss: np.ndarray, cfg: PreprocessConfig, tracks: BeamFeatu
     if cfg.geometry_lanes is None:
         raise PreprocessError("gnss", "gps_beams needs PreprocessConfig.geometry_lanes (the RSU site)")
     from ..channel import VehicleBoxes, label_powers
-    from ..geometry_baseline import _single_thread_blas
+    from .geometry_baseline import _single_thread_blas
 
     local = preprocess_gps(gnss, cfg) * cfg.gps_scale  # east, north, up of the fix from the RSU antenna (m)
     base = _geometry_baseline(cfg)

@@ -135,11 +135,12 @@ class BeamTrackerNode(Node):
                            "model geometry: sum_rss (every vehicle in range) or single (one tracked target).")
         geo_horizon = int(declare(self, "geometry_horizon", 3, "model geometry: future steps H."))
         if model == GEOMETRY_MODEL:
-            # The non-learned LiDAR baseline (geometry_baseline.py): no weights, no card on disk. Its site
+            # The non-learned LiDAR baseline (data/geometry_baseline.py): no weights, no card on disk. Its site
             # (RSU pose, LiDAR mount, road band, codebook) is the built-in scenario's; a real deployment
             # must build its own GeometrySite.
-            from ..geometry_baseline import GeometrySite, GeometryTracker, geometry_card
+            from ..data.geometry_baseline import GeometrySite
             from ..sim import SimConfig
+            from ..tracking import GeometryTracker, geometry_card
 
             try:
                 site = GeometrySite.from_sim_config(SimConfig(lanes=geo_lanes, label_mode=geo_mode),

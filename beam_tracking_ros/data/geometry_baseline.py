@@ -39,15 +39,14 @@ from __future__ import annotations
 import ctypes
 import glob
 import os
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from .channel import (
+from ..channel import (
     ChannelConfig,
     ChannelModel,
     RsuPose,
@@ -56,8 +55,8 @@ from .channel import (
     label_powers,
     sum_rss_dbm,
 )
-from .channel.labels import LABEL_MODES
-from .data.preprocess import PreprocessError
+from ..channel.labels import LABEL_MODES
+from .errors import PreprocessError
 
 MODEL_NAME = "geometry"
 #: Grid neighbourhood of the clustering, in cells (x along the road, y across; 0.5 m cells): bridges
@@ -119,8 +118,8 @@ class GeometrySite:
         building line on both sides (``sim.scene.street_walls``: what a site survey knows, the same for
         every seed), ``'scene'`` the scenario's own buildings (they depend on its seed: only the
         simulator knows them), ``'none'`` line of sight and ground only."""
-        from .sim import SimConfig
-        from .sim.scene import build_scene, street_walls
+        from ..sim import SimConfig
+        from ..sim.scene import build_scene, street_walls
 
         if walls not in SITE_WALLS:
             raise ValueError(f"walls: unknown {walls!r}, expected one of {SITE_WALLS}")
@@ -512,78 +511,6 @@ def power_shares(scores: np.ndarray) -> np.ndarray:
     return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
-@dataclass
-class _NoWindow:
-    """What the tracker node reads of a window: the baseline looks at the newest frame only."""
-
-    size: int = 1
-    fill_ratio: float = 1.0
-
-
-class GeometryTracker:
-    """The baseline behind the live tracker's interface (``BeamTracker``: ``push``/``reset``/``stats``).
-
-    ``push(stamp, raw)`` takes the synchronized raw arrays keyed by sensor (it reads ``raw['lidar']``)
-    and returns a :class:`~beam_tracking_ros.tracking.HorizonPrediction` for every frame (its window is
-    the newest frame; its "probabilities" are power shares), with ``degraded`` set when no vehicle to
-    serve was detected.
-    """
-
-    inputs = ("lidar",)
-    sensors = ("lidar",)
-    modalities = ("lidar",)
-
-    def __init__(self, site: GeometrySite | None = None, horizon: int = 3, top_k: int = 3, **kwargs: Any) -> None:
-        from .tracking import TrackerStats
-
-        if top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {top_k}")
-        self.baseline = GeometryBaseline(site or GeometrySite.from_sim_config(), horizon, **kwargs)
-        self.horizon = self.baseline.horizon
-        self.top_k = int(top_k)
-        self.window = _NoWindow()
-        self.stats = TrackerStats()
-        self.degraded = 0
-        self._last_stamp: float | None = None
-
-    def reset(self) -> None:
-        self.baseline.reset()
-        self._last_stamp = None
-
-    def push(self, stamp: float, raw: Mapping[str, np.ndarray]) -> Any:
-        from .tracking import HorizonPrediction
-
-        t0 = time.perf_counter()
-        if "lidar" not in raw or raw["lidar"] is None:
-            raise GeometryInputError("no LiDAR cloud in this frame")
-        if self._last_stamp is not None and stamp < self._last_stamp:
-            self.stats.window_resets += 1
-            self.baseline.reset()
-        self._last_stamp = stamp
-        est = self.baseline.predict(raw["lidar"], stamp)
-        self.stats.frames += 1
-        self.stats.points_dropped += est.dropped_nonfinite
-        probs = power_shares(est.scores)
-        k = min(self.top_k, probs.shape[1])
-        top = np.argsort(-est.scores, axis=1, kind="stable")[:, :k]
-        self.stats.predictions += 1
-        self.degraded += int(est.degraded)
-        return HorizonPrediction(stamp=stamp, beams=top[:, 0].copy(), top_k_beams=top,
-                                 top_k_probs=np.take_along_axis(probs, top, axis=1),
-                                 latency_ms=(time.perf_counter() - t0) * 1e3, window_fill=1.0, probs=probs,
-                                 degraded=est.degraded)
-
-
-def geometry_card(site: GeometrySite, horizon: int = 3) -> dict[str, Any]:
-    """A model card for the baseline, with the keys the tracker node reads from a trained model's card."""
-    from .channel import codebook_id
-
-    n = ChannelModel(site.channel).n_beams
-    return {"name": MODEL_NAME, "role": "baseline", "modalities": ["lidar"], "P": 1, "H": int(horizon),
-            "num_beams": n, "codebook": {"id": codebook_id(site.channel, n)}, "preprocess": {},
-            "label_mode": site.label_mode}
-
-
 __all__ = [
     "MODEL_NAME",
     "Detections",
@@ -591,8 +518,6 @@ __all__ = [
     "GeometryEstimate",
     "GeometryInputError",
     "GeometrySite",
-    "GeometryTracker",
-    "geometry_card",
     "lidar_to_world",
     "power_shares",
 ]
