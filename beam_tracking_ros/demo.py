@@ -68,24 +68,18 @@ def _prior_beam(model: str) -> int:
     """The label prior of the model's training set (its card's ``dataset.label_prior_beam``), scored live
     beside the model; -1 where unknown (the geometry baseline, an old card)."""
     import json
-    from pathlib import Path
 
-    dirs = [Path(model), Path("models") / model]
+    from .resources import find_model_dir
+
     try:
-        from ament_index_python.packages import get_package_share_directory
-
-        dirs.append(Path(get_package_share_directory("beam_tracking_ros")) / "models" / model)
-    except (ImportError, LookupError, ValueError):
-        pass
-    for d in dirs:
-        card = d / "model_card.json"
-        if card.is_file():
-            try:
-                beam = json.loads(card.read_text(encoding="utf-8")).get("dataset", {}).get("label_prior_beam")
-            except (OSError, ValueError):
-                return -1
-            return int(beam) if isinstance(beam, int) else -1
-    return -1
+        card = find_model_dir(model) / "model_card.json"
+    except FileNotFoundError:
+        return -1
+    try:
+        beam = json.loads(card.read_text(encoding="utf-8")).get("dataset", {}).get("label_prior_beam")
+    except (OSError, ValueError):
+        return -1
+    return int(beam) if isinstance(beam, int) else -1
 
 
 def _stop(proc: subprocess.Popen) -> None:

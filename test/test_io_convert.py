@@ -480,10 +480,9 @@ def test_compat_point_cloud_functions_agree_with_ours(msgs):
 def test_beam_observation_through_a_rosbags_typestore():
     from rclpy.serialization import serialize_message
 
-    from beam_tracking_ros.ros import compat
+    from beam_tracking_ros.data.bag import make_typestore
 
-    pytest.importorskip("rosbags")
-    ts = compat.rosbags_typestore()
+    ts = make_typestore()
     p = np.linspace(-90, -60, 16, dtype=np.float32)
     name = "beam_tracking_ros/msg/BeamObservation"
     m = cv.beam_observation_to_msg(p, 15, 4.5, "bs", vehicle_ids=[7], episode=2)

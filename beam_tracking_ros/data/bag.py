@@ -28,7 +28,6 @@ import heapq
 import logging
 import os
 import struct
-import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -51,17 +50,13 @@ class BagError(ValueError):
 # message types
 # ----------------------------------------------------------------------------------------------
 def find_msg_dir() -> Path:
-    """The package's ``msg/`` directory: next to the source tree, or in an installed share/ dir."""
-    here = Path(__file__).resolve()
-    candidates = [here.parents[2] / "msg"]
-    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
-        if prefix:
-            candidates.append(Path(prefix) / "share" / PACKAGE / "msg")
-    candidates.append(Path(sys.prefix) / "share" / PACKAGE / "msg")
-    for c in candidates:
-        if (c / "BeamObservation.msg").is_file():
-            return c
-    raise BagError(f"cannot find the {PACKAGE} msg/ directory (looked in {[str(c) for c in candidates]})")
+    """The package's ``msg/`` directory (resources.py: an explicit root, the installed share dir, the checkout)."""
+    from ..resources import find_resource
+
+    try:
+        return find_resource("msg", kind="dir", marker="BeamObservation.msg")
+    except FileNotFoundError as exc:
+        raise BagError(f"cannot find the message definitions: {exc}") from None
 
 
 def make_typestore(msg_dir: str | os.PathLike[str] | None = None) -> Any:
@@ -146,8 +141,9 @@ class BagWriter:
             self.add_topic(topic, msgtype or msg.__msgtype__)
         conn = self._connections[topic]
         if stamp_ns is None:
-            stamp = msg.header.stamp
-            stamp_ns = int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+            from ..io.convert import stamp_to_ns
+
+            stamp_ns = stamp_to_ns(msg.header.stamp)
         self._writer.write(conn, int(stamp_ns), self.typestore.serialize_cdr(msg, conn.msgtype))
         self.count += 1
         if time.monotonic() - self._last_flush >= self.flush_interval:

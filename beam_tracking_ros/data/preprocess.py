@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from ..modalities import SENSOR_INPUTS, SENSORS, WINDOW_INPUTS
 from .errors import PreprocessError
 
 __all__ = [
@@ -166,12 +167,9 @@ class PreprocessConfig:
         return cls(**conv)
 
 
+#: sensor -> the per-frame inputs preprocess_frame can return for it (the vocabulary: modalities.py)
 MODALITY_KEYS: dict[str, tuple[str, ...]] = {
-    "camera": ("camera", "camera_gray"),
-    "radar": ("radar_points", "radar_maps", "radar_beams"),
-    "lidar": ("lidar_bev", "lidar_feat", "lidar_beams"),
-    "gnss": ("gps", "gps_beams"),
-}
+    sensor: tuple(k for k in keys if k not in WINDOW_INPUTS) for sensor, keys in SENSOR_INPUTS.items()}
 
 
 def output_shapes(cfg: PreprocessConfig) -> dict[str, tuple[int, ...]]:
@@ -790,7 +788,7 @@ def preprocess_frame(
     def beams_wanted(key: str) -> bool:
         return cfg.geometry_lanes is not None and (outputs is None or key in outputs)
 
-    present = tuple(m for m in ("camera", "radar", "lidar", "gnss") if _get(frame, m) is not None)
+    present = tuple(m for m in SENSORS if _get(frame, m) is not None)
     wanted = present if modalities is None else tuple(modalities)
     out: dict[str, np.ndarray] = {}
     stats: dict[str, int] = {}

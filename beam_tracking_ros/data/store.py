@@ -51,6 +51,9 @@ from typing import Any
 
 import numpy as np
 
+from ..io.files import atomic_write, atomic_write_json
+from ..modalities import RAW_INPUTS, SENSOR_ALIASES, SENSOR_INPUTS
+
 FORMAT = "beam_tracking_ros.dataset"
 FORMAT_VERSION = 2  # v1: every sample stored its full (P, ...) windows; v2: frames stored once
 MANIFEST = "manifest.json"
@@ -67,11 +70,8 @@ DERIVED_KEYS: dict[str, tuple[str, str]] = {"camera_motion": ("camera_gray", "mo
 # Sensor modality -> the input keys it produces (mirrors data/preprocess.MODALITY_KEYS plus the
 # window-level motion masks); kept here so the store does not import preprocessing.
 MODALITY_GROUPS: dict[str, tuple[str, ...]] = {
-    "camera": ("camera", "camera_gray", "camera_motion"),
-    "radar": ("radar_points", "radar_maps", "radar_beams", "radar"),
-    "lidar": ("lidar_bev", "lidar_feat", "lidar_beams", "lidar"),
-    "gnss": ("gps", "gps_beams"),
-    "gps": ("gps", "gps_beams"),
+    **{s: keys + ((s,) if s in RAW_INPUTS else ()) for s, keys in SENSOR_INPUTS.items()},
+    **{alias: SENSOR_INPUTS[s] for alias, s in SENSOR_ALIASES.items()},
 }
 
 
@@ -105,12 +105,7 @@ class DatasetError(ValueError):
 
 def _atomic_write_json(path: Path, obj: Any) -> None:
     """Write JSON to ``path`` so that readers see either the old file, nothing, or the whole new one."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=2, sort_keys=True, default=_json_default)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write_json(path, obj, default=_json_default)
 
 
 def _json_default(obj: Any) -> Any:
@@ -128,10 +123,7 @@ def _json_default(obj: Any) -> Any:
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        np.save(fh, array, allow_pickle=False)
-    os.replace(tmp, path)
+    atomic_write(path, lambda fh: np.save(fh, array, allow_pickle=False))
 
 
 def derive(key: str, source_window: np.ndarray, spec: Mapping[str, Any]) -> np.ndarray:

@@ -39,6 +39,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .convert import stamp_to_ns
+
 _LOG = logging.getLogger(__name__)
 
 
@@ -46,11 +48,7 @@ def _stamp_ns_of(msg: Any) -> int | None:
     """Header stamp of ``msg`` in ns, or None when it has none (message_filters' default getter)."""
     header = getattr(msg, "header", None)
     stamp = getattr(header, "stamp", None)
-    if stamp is None:
-        return None
-    if hasattr(stamp, "nanoseconds"):
-        return int(stamp.nanoseconds)
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+    return None if stamp is None else stamp_to_ns(stamp)
 
 
 class SimpleFilter:
@@ -129,7 +127,7 @@ class ApproximateTimeSynchronizer(SimpleFilter):
             t = self.time_getter(msg)
             if t is None:
                 return None
-            return int(t.nanoseconds) if hasattr(t, "nanoseconds") else int(t.sec) * 10**9 + int(t.nanosec)
+            return stamp_to_ns(t)
         return _stamp_ns_of(msg)
 
     def add(self, msg: Any, my_queue: dict[int, Any], my_queue_index: int | None = None) -> None:

@@ -60,6 +60,6 @@ class Topics:
         return f"{self.role}/{sensor}"
 
     def modality_topics(self) -> dict[str, str]:
-        """Modality name -> topic, the keys the models' cards use."""
-        return {"camera": self.camera, "radar": self.radar, "lidar": self.lidar, "gps": self.gnss}
+        """Sensor name (modalities.SENSORS) -> topic."""
+        return {"camera": self.camera, "radar": self.radar, "lidar": self.lidar, "gnss": self.gnss}
 

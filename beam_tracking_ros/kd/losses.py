@@ -38,6 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .methods import LOSS_METHODS, RELATION_DISTANCES
+
 __all__ = [
     "DISTILLATION_METHODS",
     "DistillationLoss",
@@ -54,10 +56,8 @@ __all__ = [
     "relational_kd_loss",
 ]
 
-DISTILLATION_METHODS: tuple[str, ...] = (
-    "none", "kl", "logit-mse", "kd-mid", "kd-end", "kd-both", "rkd-mid", "rkd-end", "rkd-both",
-)
-RELATION_DISTANCES: tuple[str, ...] = ("euclidean", "cosine", "hyperbolic")
+#: the methods a training step's loss implements, and the relational geometries (the registry: methods.py)
+DISTILLATION_METHODS: tuple[str, ...] = LOSS_METHODS
 TASK_LOSSES: tuple[str, ...] = ("focal", "power", "focal+power")
 
 
@@ -254,7 +254,7 @@ def _relation(x: Tensor, kind: str, c: float, normalize: bool) -> Tensor:
         d = euclidean_distance_matrix(x)
     elif kind == "cosine":
         return cosine_distance_matrix(x)
-    elif kind == "hyperbolic":
+    elif kind == "poincare":
         d = poincare_distance_matrix(x, c)
     else:
         raise ValueError(f"distance: expected one of {RELATION_DISTANCES}, got {kind!r}")

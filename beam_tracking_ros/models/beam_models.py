@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from ..modalities import INPUT_SENSOR
 from .encoders import ConvEncoder, GPSEncoder, PointEncoder, VectorEncoder
 
 __all__ = ["LidarGRU", "MaStudent", "MultimodalTeacher", "RadarMLPStudent"]
@@ -28,7 +29,7 @@ IMAGE_CHANNELS = {"camera": 3, "camera_motion": 1, "camera_gray": 1, "radar_maps
 # beam-space features, in the order the logits' skip prefers them: the GNSS fix is the target's own
 # (single-target labels), LiDAR sees the whole road, the radar a part of it
 BEAM_FEATURES = ("gps_beams", "lidar_beams", "radar_beams")
-KNOWN_MODALITIES = (*IMAGE_CHANNELS, "radar_points", "radar_beams", "lidar_feat", "lidar_beams", "gps", "gps_beams")
+KNOWN_MODALITIES = tuple(INPUT_SENSOR)  # every model input of the vocabulary (modalities.py)
 
 
 def _check_batch(batch: Mapping[str, Tensor], modalities: Sequence[str], window: int) -> None:

@@ -16,9 +16,7 @@ onto training machines and RSUs, so a checkpoint must never be able to execute a
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -28,10 +26,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..io.files import atomic_write_bytes, atomic_write_json
+
 __all__ = [
     "CheckpointError",
     "UnsafeCheckpointError",
-    "atomic_write_bytes",
     "load_state_dict_checked",
     "read_json",
     "safe_load",
@@ -46,21 +45,6 @@ class CheckpointError(RuntimeError):
 
 class UnsafeCheckpointError(CheckpointError):
     """A checkpoint that would execute code or build arbitrary objects when unpickled."""
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temporary file + rename so a crash never leaves a half-written checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_tensors(obj: Mapping[str, Any], path: str | Path) -> None:
@@ -152,7 +136,7 @@ def safe_load(path: str | Path, what: str = "checkpoint") -> dict[str, Any]:
 
 def write_json(obj: Any, path: str | Path) -> None:
     """Atomically write a JSON sidecar (sorted keys, readable)."""
-    atomic_write_bytes(Path(path), (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+    atomic_write_json(path, obj)
 
 
 def read_json(path: str | Path, what: str = "metadata") -> dict[str, Any]:

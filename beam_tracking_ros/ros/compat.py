@@ -3,24 +3,20 @@
 Why: ``message_filters`` and ``sensor_msgs_py`` ship with every ROS 2 install but are not on PyPI,
 so these machines lack them. On a real install users expect the real ones (their fixes, their
 behaviour), so everything here imports the real package first and never shadows it; our fallbacks in
-:mod:`.sync` and :mod:`.convert` follow their APIs, so callers write the same code either way.
+``io/sync.py`` and ``io/convert.py`` follow their APIs, so callers write the same code either way.
 
 * :func:`make_synchronizer` / :func:`sync_backend`: message_filters' ``Subscriber`` +
   ``ApproximateTimeSynchronizer``, else :mod:`beam_tracking_ros.io.sync`; :func:`sync_implementation`
   says which one a process uses (the tracker reports it in /diagnostics).
 * :func:`read_points_numpy` / :func:`create_cloud`: sensor_msgs_py.point_cloud2's where importable
-  (and given an rclpy PointCloud2), else ours. The package's own nodes call :mod:`.convert` directly
+  (and given an rclpy PointCloud2), else ours. The package's own nodes call ``io.convert`` directly
   (zero-copy, duck-typed for rosbags); these two are for API users who want sensor_msgs_py semantics.
-* :func:`rosbags_typestore`: a rosbags Typestore with the package's messages registered, for writing
-  and reading bags without rclpy (recorder, dataset builder).
 """
 from __future__ import annotations
 
 import importlib
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -138,33 +134,3 @@ def create_cloud(header: Any, fields: Sequence[Any], points: Any) -> Any:
     if pc2 is not None:
         return pc2.create_cloud(header, list(fields), points)
     return _convert.create_cloud(header, fields, points)
-
-
-# ------------------------------------------------------------------------------------------------
-# rosbags
-# ------------------------------------------------------------------------------------------------
-def package_msg_dir() -> Path:
-    """Directory holding the package's .msg files: the ament share dir, else the source checkout."""
-    candidates = []
-    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
-        if prefix:
-            candidates.append(Path(prefix) / "share" / "beam_tracking_ros" / "msg")
-    if os.environ.get("BEAM_TRACKING_ROS_ROOT"):
-        candidates.append(Path(os.environ["BEAM_TRACKING_ROS_ROOT"]) / "msg")
-    candidates.append(Path(__file__).resolve().parents[2] / "msg")
-    for c in candidates:
-        if (c / "BeamObservation.msg").is_file():
-            return c
-    raise FileNotFoundError(f"beam_tracking_ros .msg files not found in {[str(c) for c in candidates]}")
-
-
-def rosbags_typestore(store: str = "ros2_kilted") -> Any:
-    """A rosbags Typestore (default ROS 2 Kilted) with beam_tracking_ros/msg/* registered."""
-    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
-
-    ts = get_typestore(Stores(store))
-    types: dict[str, Any] = {}
-    for path in sorted(package_msg_dir().glob("*.msg")):
-        types.update(get_types_from_msg(path.read_text(), f"beam_tracking_ros/msg/{path.stem}"))
-    ts.register(types)
-    return ts

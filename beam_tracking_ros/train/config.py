@@ -51,6 +51,9 @@ from typing import Any, get_type_hints
 
 import yaml
 
+from ..kd.methods import DISTILLATION_METHODS, RELATION_DISTANCES
+from ..modalities import INPUT_SENSOR, RAW_INPUTS
+
 __all__ = [
     "DISTANCES",
     "DISTILL_METHODS",
@@ -69,14 +72,9 @@ __all__ = [
 ]
 
 #: model input keys of data/preprocess.py as the dataset store holds them
-MODALITIES: tuple[str, ...] = (
-    "camera", "camera_gray", "camera_motion", "radar_points", "radar_maps", "radar_beams", "lidar_bev",
-    "lidar_feat", "lidar_beams", "gps", "gps_beams", "radar", "lidar",
-)
-DISTILL_METHODS: tuple[str, ...] = (
-    "none", "kd-end", "kd-mid", "kd-both", "rkd-end", "rkd-mid", "rkd-both", "kl", "logit-mse", "data-free",
-)
-DISTANCES: tuple[str, ...] = ("euclidean", "cosine", "poincare")
+MODALITIES: tuple[str, ...] = (*INPUT_SENSOR, *RAW_INPUTS)
+DISTILL_METHODS: tuple[str, ...] = tuple(DISTILLATION_METHODS)  # the registry: kd/methods.py
+DISTANCES: tuple[str, ...] = RELATION_DISTANCES
 ROLES: tuple[str, ...] = ("teacher", "student")
 
 

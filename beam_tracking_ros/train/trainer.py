@@ -432,14 +432,14 @@ def make_loss(cfg: RunConfig, student_dims: Mapping[str, int] | None = None,
               teacher_dims: Mapping[str, int] | None = None) -> nn.Module:
     """The kd package's DistillationLoss for the configured method (focal only for 'none')."""
     from ..kd.losses import DistillationLoss
+    from ..kd.methods import DATA_FREE
 
     k = cfg.distill
-    distances = ["hyperbolic" if d == "poincare" else d for d in k.distances]
-    method = "none" if cfg.distill.method == "data-free" else k.method
+    method = "none" if k.method == DATA_FREE else k.method
     return DistillationLoss(
         method=method, alpha=k.alpha, temperature=k.temperature, focal_alpha=cfg.train.focal_alpha,
         focal_gamma=cfg.train.focal_gamma, student_dims=student_dims, teacher_dims=teacher_dims,
-        feature_mode=k.feature_mode, end_source=k.end_source, rkd_distances=distances, curvature=k.curvature,
+        feature_mode=k.feature_mode, end_source=k.end_source, rkd_distances=tuple(k.distances), curvature=k.curvature,
         task_loss=cfg.train.task_loss, power_temperature=cfg.train.power_temperature,
     )
 
@@ -923,7 +923,8 @@ def make_run_card(cfg: RunConfig, kwargs: Mapping[str, Any], info: DataInfo, mod
                     "codebook_id": meta.get("codebook_id"), "codebook_size": meta.get("codebook_size",
                                                                                      info.num_beams),
                     "preprocess": meta.get("preprocess"), "label_mode": meta.get("label_mode"),
-                    "scenario": meta.get("scenario"), "label_prior_beam": _prior_beam(meta)},
+                    "scenario": meta.get("scenario"), "label_prior_beam": _prior_beam(meta),
+                    "window_policy": meta.get("window_policy")},
         "distill": {"method": cfg.distill.method, "teacher": teacher_dir,
                     "teacher_name": teacher_card.get("name") if teacher_card else None},
         "metrics": dict(metrics), "history": history, "best": dict(best),
