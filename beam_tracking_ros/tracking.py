@@ -21,34 +21,12 @@ import numpy as np
 from .channel import ChannelModel, codebook_id
 from .data import geometry_baseline as geo
 from .data.geometry_baseline import MODEL_NAME, GeometryBaseline, GeometrySite, power_shares
-from .data.preprocess import BeamFeatureTracks, PreprocessConfig, preprocess_frame
-from .data.window import ObservationWindow
+from .data.preprocess import BeamFeatureTracks, PreprocessConfig, PreprocessError, preprocess_frame
+from .data.window import ContinuityPolicy, ObservationWindow
+from .modalities import INPUT_SENSOR, SENSORS, sensors_for_inputs  # noqa: F401  (re-exported)
 
 # Which sensor feeds each model input key (the models name their inputs by preprocessed feature).
-INPUT_SENSOR: dict[str, str] = {
-    "camera": "camera",
-    "camera_motion": "camera",
-    "radar_points": "radar",
-    "radar_maps": "radar",
-    "lidar_bev": "lidar",
-    "lidar_feat": "lidar",
-    "lidar_beams": "lidar",
-    "radar_beams": "radar",
-    "gps_beams": "gnss",
-    "gps": "gnss",
-}
-# Sensor name in the core -> modality name on topics and in BeamPrediction.modalities.
-SENSOR_MODALITY: dict[str, str] = {"camera": "camera", "radar": "radar", "lidar": "lidar", "gnss": "gps"}
 DEFAULT_MOTION_THRESHOLD = 0.05
-
-
-def sensors_for_inputs(inputs: Sequence[str]) -> tuple[str, ...]:
-    """The sensors (camera, radar, lidar, gnss) a model with these input keys needs, in a fixed order."""
-    unknown = [k for k in inputs if k not in INPUT_SENSOR]
-    if unknown:
-        raise ValueError(f"model inputs: unknown input(s) {unknown}; known: {sorted(INPUT_SENSOR)}")
-    needed = {INPUT_SENSOR[k] for k in inputs}
-    return tuple(s for s in ("camera", "radar", "lidar", "gnss") if s in needed)
 
 
 class Predictor(Protocol):
@@ -80,13 +58,19 @@ class TrackerStats:
     predictions: int = 0
     window_resets: int = 0
     points_dropped: int = 0
+    frames_skipped: int = 0  # extra frames of a source faster than the model's period (thinned out)
+    breaks: collections.Counter = field(default_factory=collections.Counter)  # why windows restarted
+    spacing_s: float | None = None  # smoothed spacing of the frames that entered the window
 
 
 class BeamTracker:
     """Keeps the observation window of one model and predicts the beam horizon.
 
     ``inputs``: the model's input keys (its card's ``inputs``); ``window``/``horizon``: P and H the
-    model was trained with; ``preprocess``: the model card's preprocessing config.
+    model was trained with; ``preprocess``: the model card's preprocessing config; ``policy``: its
+    ``window_policy`` -- windows restart where the dataset builder restarted them (a stamp that does not
+    advance, a gap over ``max_gap_s``, a dropped frame), and frames of a source faster than ``period_s``
+    are skipped so the window holds frames spaced as in training.
     """
 
     def __init__(
@@ -98,13 +82,15 @@ class BeamTracker:
         preprocess: PreprocessConfig | Mapping[str, Any] | None = None,
         top_k: int = 3,
         motion_threshold: float = DEFAULT_MOTION_THRESHOLD,
+        policy: ContinuityPolicy | None = None,
     ) -> None:
         if top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {top_k}")
+        self.policy = policy or ContinuityPolicy()
         self.predictor = predictor
         self.inputs = tuple(inputs)
         self.sensors = sensors_for_inputs(self.inputs)
-        self.modalities = tuple(SENSOR_MODALITY[s] for s in self.sensors)
+        self.modalities = tuple(self.sensors)
         self.horizon = int(horizon)
         self.top_k = int(top_k)
         self.motion_threshold = motion_threshold if "camera_motion" in self.inputs else None
@@ -119,23 +105,47 @@ class BeamTracker:
         self.window.reset()
         self.beam_tracks.reset()
 
+    def _restart(self, reason: str) -> None:
+        if len(self.window):
+            self.stats.window_resets += 1
+            self.stats.breaks[reason] += 1
+        self.reset()
+
+    @property
+    def rate_mismatch(self) -> bool:
+        """Windows are being filled at a spacing the model was not trained on (see ContinuityPolicy)."""
+        return self.policy.rate_mismatch(self.stats.spacing_s)
+
     def push(self, stamp: float, raw: Mapping[str, np.ndarray]) -> HorizonPrediction | None:
         """Add one synchronized frame (raw arrays keyed by sensor) and predict once the window is full.
 
-        Raises :class:`~beam_tracking_ros.data.preprocess.PreprocessError` for a malformed modality,
-        before touching the window, so a bad frame never enters it. A stamp older than the window's
-        newest resets the window (a bag looping, a simulator restart).
+        Raises :class:`~beam_tracking_ros.data.preprocess.PreprocessError` for a malformed modality; the
+        bad frame never enters the window, and the window restarts (the dataset builder cuts its windows
+        at a dropped frame too). A stamp that does not advance or a gap over the policy's ``max_gap_s``
+        restarts the window with this frame; a frame too early for the model's period is skipped (None).
         """
         t0 = time.perf_counter()
-        last = self.window.last_stamp
-        if last is not None and stamp <= last:  # the window will restart with this frame: so do the tracks
-            self.beam_tracks.reset()
-        frame, stats = preprocess_frame(raw, self.preprocess, modalities=self.sensors, return_stats=True,
-                                        beam_tracks=self.beam_tracks, stamp=stamp, outputs=self.inputs)
-        self.stats.points_dropped += sum(stats.values())
         self.stats.frames += 1
-        if self.window.push(frame, stamp):
-            self.stats.window_resets += 1
+        last = self.window.last_stamp
+        reason = self.policy.breaks(last, stamp)
+        if reason is None and self.policy.too_early(last, stamp):
+            self.stats.frames_skipped += 1
+            return None
+        if reason is not None:
+            self._restart(reason)
+        try:
+            frame, stats = preprocess_frame(raw, self.preprocess, modalities=self.sensors, return_stats=True,
+                                            beam_tracks=self.beam_tracks, stamp=stamp, outputs=self.inputs)
+        except PreprocessError:
+            self._restart("dropped")
+            raise
+        self.stats.points_dropped += sum(stats.values())
+        last = self.window.last_stamp
+        if last is not None:
+            gap = stamp - last
+            sp = self.stats.spacing_s
+            self.stats.spacing_s = gap if sp is None else 0.9 * sp + 0.1 * gap
+        self.window.push(frame, stamp)
         if not self.window.is_full:
             return None
         stacked = self.window.stack(motion_threshold=self.motion_threshold)

@@ -32,13 +32,14 @@ from typing import Any
 
 import numpy as np
 
+from ..modalities import SENSORS
 from .preprocess import BeamFeatureTracks, PreprocessConfig, PreprocessError, preprocess_frame
 from .store import SPLITS, DatasetWriter
-from .window import ObservationWindow
+from .window import ContinuityPolicy, ObservationWindow
 
 LOG = logging.getLogger(__name__)
 
-SENSOR_MODALITIES = ("camera", "radar", "lidar", "gnss")
+SENSOR_MODALITIES = SENSORS  # the vocabulary: modalities.py
 
 
 def assign_splits(episode_ids: Sequence[int], fractions: Sequence[float] = (0.8, 0.1, 0.1),
@@ -109,7 +110,8 @@ class EpisodeWindower:
     def __init__(self, P: int, H: int, cfg: PreprocessConfig, modalities: Sequence[str],
                  max_gap: float | None = None, stats: BuildStats | None = None,
                  lidar_background: np.ndarray | None = None,
-                 features: Callable[[Any], dict[str, np.ndarray]] | None = None) -> None:
+                 features: Callable[[Any], dict[str, np.ndarray]] | None = None,
+                 policy: ContinuityPolicy | None = None) -> None:
         if int(P) < 1:
             raise ValueError(f"P must be >= 1, got {P}")
         if int(H) < 0:
@@ -122,7 +124,10 @@ class EpisodeWindower:
             raise ValueError(f"max_gap must be positive seconds or None, got {max_gap}")
         self.P, self.H, self.cfg = int(P), int(H), cfg
         self.modalities = tuple(modalities)
-        self.max_gap = max_gap
+        # the live tracker's rule (data/window.py); the period is measured from the frames (period_s)
+        self.policy = policy or ContinuityPolicy(max_gap_s=max_gap)
+        self.max_gap = self.policy.max_gap_s
+        self._intervals: list[float] = []
         self.stats = stats or BuildStats()
         self.lidar_background = lidar_background
         self.motion = cfg.motion_threshold if "camera" in self.modalities else None
@@ -153,22 +158,24 @@ class EpisodeWindower:
         index = -1
 
         def restart() -> bool:
-            nonlocal run
+            nonlocal run, prev
             broke = bool(run or pending)
             if broke:
                 self.stats.resets += 1
             run = 0
+            prev = None
             pending.clear()
             self.beam_tracks.reset()
             return broke
+
+        prev: float | None = None  # stamp of the previous frame of this run (for the measured period)
 
         for frame in frames:
             self.stats.frames += 1
             stamp = _stamp_of(frame)
             if not np.isfinite(stamp):
                 raise ValueError(f"stamp: must be finite, got {stamp} (frame {self.stats.frames} of episode {episode})")
-            if last_stamp is not None and (stamp <= last_stamp or (
-                    self.max_gap is not None and stamp - last_stamp > self.max_gap)) and restart():
+            if self.policy.breaks(last_stamp, stamp) and restart():
                 yield ("break",)
             last_stamp = stamp
             label = _label_of(frame)
@@ -187,6 +194,9 @@ class EpisodeWindower:
                 continue
             index += 1
             run += 1
+            if prev is not None:
+                self._intervals.append(stamp - prev)
+            prev = stamp
             yield ("frame", index, feats, stamp)
             if run >= self.P:
                 pending.append((index, stamp, []))
@@ -195,6 +205,13 @@ class EpisodeWindower:
             while pending and len(pending[0][2]) == self.H + 1:
                 t, t_stamp, labs = pending.popleft()
                 yield ("sample", t, self._labels(t_stamp, labs, episode))
+
+    def measured_policy(self) -> ContinuityPolicy:
+        """The policy with the frame period measured so far (median spacing of consecutive frames of a
+        run; None before two frames): what the dataset's meta and its models' cards carry."""
+        period = float(np.median(self._intervals)) if self._intervals else self.policy.period_s
+        return ContinuityPolicy(period_s=None if period is None else round(period, 6),
+                                max_gap_s=self.policy.max_gap_s)
 
     def samples(self, frames: Iterable[Any], episode: int) -> Iterator[dict[str, np.ndarray]]:
         """Yield the samples of one episode in time order as full dicts: inputs =
@@ -300,6 +317,7 @@ def build_dataset(
                 f"{stats.unlabelled_frames}, continuity resets {stats.resets})")
         writer.meta.update(info_to_meta(info))
         writer.meta["build_stats"] = stats.to_dict()
+        writer.meta["window_policy"] = windower.measured_policy().to_dict()
         writer.close()
     LOG.info("built %s: %s", root, stats.to_dict())
     return dict(writer.meta, build_stats=stats.to_dict())

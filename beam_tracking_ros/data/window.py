@@ -1,19 +1,90 @@
-"""Sliding observation window of the last P preprocessed frames (CRKD's window P, Ma et al.'s past images).
+"""Sliding observation window of the last P preprocessed frames (CRKD's window P, Ma et al.'s past images),
+and the one rule for when a window must start over (:class:`ContinuityPolicy`).
 
 Why a preallocated ring buffer: the live node pushes a frame per synchronized set (10-20 Hz) and stacks the
 window for every prediction; copying P frames of images each time must not allocate, and the stacked
 order must always be oldest -> newest, which is what the models were trained on.
+
+Why one continuity policy: a model only knows windows like the ones it was trained on. The dataset builder
+and the live tracker both cut the window where the policy says (a stamp that does not advance, a gap over
+``max_gap_s``, a dropped frame), and the policy -- with the frame period the data had -- travels from the
+dataset's meta into the model card, so a live window never spans a hole the builder would have cut and
+frames arriving faster than the model's period are thinned to it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from .preprocess import motion_masks
 
-__all__ = ["ObservationWindow"]
+__all__ = ["ContinuityPolicy", "ObservationWindow"]
+
+#: a frame closer than this many periods to the window's newest one is an extra frame of a faster source
+EARLY_FRACTION = 0.75
+#: the measured frame spacing may differ from the period by this fraction before it is reported
+RATE_TOLERANCE = 0.25
+
+
+@dataclass(frozen=True)
+class ContinuityPolicy:
+    """When an observation window starts over, the same offline (dataset builder) and live (tracker).
+
+    A window never spans a stamp that does not advance (a looping bag, a restarted simulator), a gap longer
+    than ``max_gap_s`` (None: no limit), or a frame that was dropped (a missing or malformed modality; and,
+    offline, a frame without a label). ``period_s`` is the frame period of the data (the spacing of a
+    window's frames and of the predicted horizon steps); None where unknown (an old model card).
+    """
+
+    period_s: float | None = None
+    max_gap_s: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("period_s", "max_gap_s"):
+            v = getattr(self, name)
+            if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ValueError(f"{name}: must be positive seconds or None, got {v!r}")
+
+    def breaks(self, last_stamp: float | None, stamp: float) -> str | None:
+        """Why a window holding ``last_stamp`` cannot take ``stamp``: 'backwards', 'gap', or None."""
+        if last_stamp is None:
+            return None
+        if stamp <= last_stamp:
+            return "backwards"
+        if self.max_gap_s is not None and stamp - last_stamp > self.max_gap_s:
+            return "gap"
+        return None
+
+    def too_early(self, last_stamp: float | None, stamp: float) -> bool:
+        """True for a frame of a source faster than the period (e.g. 20 Hz for a 10 Hz model): skip it."""
+        return (self.period_s is not None and last_stamp is not None
+                and 0 < stamp - last_stamp < EARLY_FRACTION * self.period_s)
+
+    def rate_mismatch(self, spacing_s: float | None) -> bool:
+        """True when windows are filled at a spacing the model never saw (a source slower than its period,
+        or one whose rate is not a multiple of it)."""
+        return (self.period_s is not None and spacing_s is not None
+                and abs(spacing_s - self.period_s) > RATE_TOLERANCE * self.period_s)
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {"period_s": self.period_s, "max_gap_s": self.max_gap_s}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> ContinuityPolicy:
+        """From a dataset's meta or a model card (``window_policy``); an empty policy for older ones."""
+        if not d:
+            return cls()
+        if not isinstance(d, Mapping):
+            raise ValueError(f"window_policy: expected a mapping, got {type(d).__name__}")
+        unknown = sorted(set(d) - {"period_s", "max_gap_s"})
+        if unknown:
+            raise ValueError(f"window_policy: unknown keys {unknown}")
+        return cls(**{k: (None if v is None else float(v)) for k, v in d.items()})
 
 
 class ObservationWindow:

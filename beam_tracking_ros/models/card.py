@@ -14,6 +14,9 @@ Fields (all always present; ``null`` where unknown)::
     input_shapes             per modality, one sample: [P, ...]
     preprocess               data/preprocess.py PreprocessConfig of the dataset (dict)
     P, H                     observation window, future horizon (outputs H + 1 steps)
+    window_policy            {period_s, max_gap_s} of the training data: the live tracker thins faster input
+                             to period_s, cuts windows where the dataset builder did, and spaces the horizon
+                             steps period_s apart (absent in cards exported before it existed)
     codebook                 {id, size}
     num_beams                C, the classifier width
     inputs, window, horizon, codebook_id, codebook_size   flat aliases of the above (read by the tracker)
@@ -66,6 +69,8 @@ def make_model_card(
         "input_shapes": {k: list(v) for k, v in m["input_shapes"].items()},
         "preprocess": ds.get("preprocess"),
         "P": m["window"], "H": m["horizon"],
+        # the frame period and window-continuity rule of the training data (data/window.py ContinuityPolicy)
+        "window_policy": ds.get("window_policy"),
         "codebook": {"id": ds.get("codebook_id"), "size": ds.get("codebook_size") or m["num_beams"]},
         "num_beams": m["num_beams"],
         # flat aliases read by the live tracker (ros/beam_tracker_node.py, tracking.py)

@@ -17,7 +17,7 @@ A thin shell over :class:`beam_tracking_ros.tracking.BeamTracker`:
    is reported; counters and latency go to ``/diagnostics`` every ``diagnostics_period_s``;
 5. ``model:=geometry`` runs the non-learned LiDAR baseline (``data/geometry_baseline.py``) instead of a
    trained model: the honest reference a learned model must beat, deployable without training;
-6. a model that reads GPS is checked against the RSU it runs on: the RSU's own fix (``rsu_gps_topic``)
+6. a model that reads GPS is checked against the RSU it runs on: the RSU's own fix (``rsu_gnss_topic``)
    further than ``SITE_TOLERANCE_M`` from the model's GPS reference means every position the model
    sees is shifted by that offset, which is logged and kept as a WARN on ``/diagnostics``.
 """
@@ -42,9 +42,11 @@ from visualization_msgs.msg import Marker, MarkerArray
 from beam_tracking_ros.msg import BeamHorizonStep, BeamPrediction
 
 from ..data.preprocess import SITE_TOLERANCE_M, PreprocessError, site_offset_m
+from ..data.window import ContinuityPolicy
 from ..io import convert
 from ..io.topics import Topics
-from ..tracking import SENSOR_MODALITY, BeamTracker, HorizonPrediction
+from ..resources import find_model_dir
+from ..tracking import BeamTracker, HorizonPrediction
 from .compat import make_synchronizer
 from .params import declare
 from .qos import prediction_qos, qos_by_name
@@ -58,27 +60,17 @@ FROM_MSG = {
     "gnss": lambda m, t: convert.gnss_from_msg(m, topic=t),
 }
 GEOMETRY_MODEL = "geometry"  # model:=geometry: the non-learned LiDAR baseline instead of a trained model
+DEFAULT_STEP_S = 0.1  # the built-in scene's frame period: model geometry's horizon step, and older cards'
 # One colour per horizon step for the RViz markers: now, +1, +2, ... (RGBA).
 STEP_COLOURS = [(0.1, 0.9, 0.1), (0.95, 0.8, 0.1), (0.95, 0.45, 0.1), (0.9, 0.1, 0.1), (0.6, 0.1, 0.8)]
 
 
 def resolve_model_dir(model: str) -> Path:
-    """``model`` is a directory, or the name of one under the package's share/models (e.g. 'student')."""
-    path = Path(model).expanduser()
-    if path.is_dir():
-        return path
-    candidates = []
+    """``model`` is a directory, or the name of one under the package's models/ (e.g. 'student')."""
     try:
-        from ament_index_python.packages import get_package_share_directory
-
-        candidates.append(Path(get_package_share_directory("beam_tracking_ros")) / "models" / model)
-    except Exception:  # no ament index (plain pip install): look next to the sources
-        pass
-    candidates.append(Path(__file__).resolve().parents[2] / "models" / model)
-    for c in candidates:
-        if c.is_dir():
-            return c
-    raise ConfigurationError(f"model: no model directory {model!r} (looked in {[str(c) for c in candidates]})")
+        return find_model_dir(model)
+    except FileNotFoundError as exc:
+        raise ConfigurationError(f"model: {exc}") from None
 
 
 class BeamTrackerNode(Node):
@@ -105,13 +97,15 @@ class BeamTrackerNode(Node):
             "camera": declare(self, "camera_topic", topics.camera, "sensor_msgs/Image topic ('' = none)."),
             "radar": declare(self, "radar_topic", topics.radar, "Radar sensor_msgs/PointCloud2 topic ('' = none)."),
             "lidar": declare(self, "lidar_topic", topics.lidar, "LiDAR sensor_msgs/PointCloud2 topic ('' = none)."),
-            "gnss": declare(self, "gps_topic", topics.gnss, "Target GNSS sensor_msgs/NavSatFix topic ('' = none)."),
+            "gnss": declare(self, "gnss_topic", topics.gnss, "Target GNSS sensor_msgs/NavSatFix topic ('' = none)."),
         }
-        rsu_gps_topic = declare(self, "rsu_gps_topic", topics.rsu_gnss,
+        rsu_gnss_topic = declare(self, "rsu_gnss_topic", topics.rsu_gnss,
                                 "The RSU's own NavSatFix, checked against the model's GPS reference ('' = no check).")
         out_topic = declare(self, "prediction_topic", topics.beam_prediction, "BeamPrediction output topic.")
         self.frame_id = declare(self, "frame_id", topics.frame("mmwave_array"), "Frame of the antenna array.")
-        self.step_s = float(declare(self, "horizon_step_s", 0.1, "Time between horizon steps (the scene period)."))
+        step_param = float(declare(self, "horizon_step_s", 0.0,
+                                   "Time between horizon steps; 0 = the model card's frame period (window_policy), "
+                                   "or 0.1 s (the built-in scene) for model geometry and older cards."))
         self.max_rate_hz = float(declare(self, "max_rate_hz", 0.0,
                                          "Upper bound on predictions per second; 0 = every frame."))
         self.stale_s = float(declare(self, "stale_timeout_s", 1.0, "A modality silent this long is reported missing."))
@@ -120,10 +114,13 @@ class BeamTrackerNode(Node):
         for name, value in (("top_k", self.top_k), ("sync_queue_size", queue_size)):
             if value < 1:
                 raise ConfigurationError(f"{name} must be >= 1, got {value}")
-        for name, value in (("sync_slop_s", slop), ("horizon_step_s", self.step_s), ("stale_timeout_s", self.stale_s),
+        for name, value in (("sync_slop_s", slop), ("stale_timeout_s", self.stale_s),
                             ("diagnostics_period_s", diag_period)):
             if not value > 0:
                 raise ConfigurationError(f"{name} must be > 0, got {value}")
+        if not (step_param >= 0 and math.isfinite(step_param)):
+            raise ConfigurationError(f"horizon_step_s must be >= 0 (0 = from the model card), got {step_param}")
+        self.step_s = step_param or DEFAULT_STEP_S
         if sensor_qos_name not in ("sensor_data", "reliable"):
             raise ConfigurationError(f"sensor_qos must be sensor_data or reliable, got {sensor_qos_name!r}")
         if backend not in ("auto", "onnx", "torch"):
@@ -161,10 +158,24 @@ class BeamTrackerNode(Node):
                 raise ConfigurationError(f"model {str(model_dir)!r} could not be loaded: {exc}") from exc
             if role and card.get("role") != role:
                 raise ConfigurationError(f"role: expected a {role} but {model_dir} is a {card.get('role')!r}")
+            try:
+                policy = ContinuityPolicy.from_dict(card.get("window_policy"))
+            except ValueError as exc:
+                raise ConfigurationError(f"model {str(model_dir)!r}: {exc}") from exc
+            if policy.period_s is not None:
+                # The horizon steps are the training data's frames: t+1 is one training period ahead.
+                if step_param and abs(step_param - policy.period_s) > 1e-3 * policy.period_s:
+                    raise ConfigurationError(
+                        f"horizon_step_s {step_param} s disagrees with the frame period {policy.period_s} s the model "
+                        "was trained at (its card's window_policy); leave it 0 to take the card's")
+                self.step_s = policy.period_s
+            else:
+                self.get_logger().info(f"model card without window_policy: horizon steps {self.step_s} s apart, "
+                                       "windows restart only on stamps that do not advance")
             self.tracker = BeamTracker(predictor, card["modalities"], card["P"], card["H"],
-                                       card.get("preprocess"), top_k=self.top_k)
+                                       card.get("preprocess"), top_k=self.top_k, policy=policy)
         self.card = card
-        missing = [SENSOR_MODALITY[s] for s in self.tracker.sensors if not topic_of[s]]
+        missing = [s for s in self.tracker.sensors if not topic_of[s]]
         if missing:
             raise ConfigurationError(
                 f"model {card.get('name')!r} needs {list(self.tracker.modalities)} but no topic is configured for "
@@ -179,7 +190,7 @@ class BeamTrackerNode(Node):
         handle = make_synchronizer(
             self, [(SENSOR_MSG[s], self.topic_of[s]) for s in self.sensors], queue_size, slop, self.on_synchronized,
             qos_profile=qos_by_name(sensor_qos_name, depth=max(5, queue_size)),
-            names=[SENSOR_MODALITY[s] for s in self.sensors])
+            names=list(self.sensors))
         self.subs, self.monitor, self.sync_backend = handle.subscribers, handle.monitor, handle.implementation
         self.monitor.on_clock_jump.append(self._on_clock_jump)
         self.last_seen = {s: None for s in self.sensors}
@@ -188,8 +199,8 @@ class BeamTrackerNode(Node):
 
         self.gps_reference = tuple((card.get("preprocess") or {}).get("gps_reference") or (0.0, 0.0, 0.0))
         self.rsu_offset_m: float | None = None
-        if "gnss" in self.sensors and rsu_gps_topic:
-            self.create_subscription(NavSatFix, rsu_gps_topic, self.on_rsu_fix,
+        if "gnss" in self.sensors and rsu_gnss_topic:
+            self.create_subscription(NavSatFix, rsu_gnss_topic, self.on_rsu_fix,
                                      qos_by_name(sensor_qos_name, depth=5))
 
         self.malformed = collections.Counter()
@@ -250,7 +261,7 @@ class BeamTrackerNode(Node):
     def on_rsu_fix(self, msg: NavSatFix) -> None:
         """The RSU's own fix: how far is it from the site the model's GPS feature was measured from?"""
         try:
-            fix = convert.gnss_from_msg(msg, topic="rsu_gps_topic")
+            fix = convert.gnss_from_msg(msg, topic="rsu_gnss_topic")
         except ValueError:  # no fix yet: nothing to compare
             return
         offset = site_offset_m(fix, self.gps_reference)
@@ -265,9 +276,8 @@ class BeamTrackerNode(Node):
             self.get_logger().info(f"RSU fix within {offset:.1f} m of the model's GPS reference")
 
     def _malformed(self, modality: str, exc: Exception) -> None:
-        key = SENSOR_MODALITY.get(modality, modality)
-        self.malformed[key] += 1
-        self.get_logger().warning(f"dropped a frame: malformed {key}: {exc}", throttle_duration_sec=5.0)
+        self.malformed[modality] += 1
+        self.get_logger().warning(f"dropped a frame: malformed {modality}: {exc}", throttle_duration_sec=5.0)
 
     # ---- messages ---------------------------------------------------------------------------------
     def _message(self, pred: HorizonPrediction, stamp: Any, t_arrival: float) -> BeamPrediction:
@@ -339,14 +349,21 @@ class BeamTrackerNode(Node):
     def publish_diagnostics(self) -> None:
         """Counters, latency percentiles and silent modalities on /diagnostics."""
         now = time.monotonic()
-        silent = [SENSOR_MODALITY[s] for s, t in self.last_seen.items() if t is None or now - t > self.stale_s]
+        silent = [s for s, t in self.last_seen.items() if t is None or now - t > self.stale_s]
         st = DiagnosticStatus()
         st.name = f"{self.get_name()}: beam tracking"
         st.hardware_id = self.frame_id
         bad = sum(self.malformed.values())
         wrong_site = self.rsu_offset_m is not None and self.rsu_offset_m > SITE_TOLERANCE_M
+        stats = self.tracker.stats
+        policy = getattr(self.tracker, "policy", None)
+        mismatch = bool(getattr(self.tracker, "rate_mismatch", False))
         if silent:
             st.level, st.message = DiagnosticStatus.WARN, f"no data from {silent}"
+        elif mismatch:
+            st.level = DiagnosticStatus.WARN
+            st.message = (f"frames enter the window {stats.spacing_s:.3f} s apart but the model was trained on "
+                          f"{policy.period_s:g} s: its inputs and horizon steps are off")
         elif wrong_site:
             st.level = DiagnosticStatus.WARN
             st.message = f"model's GPS reference is {self.rsu_offset_m:.0f} m from this RSU"
@@ -359,6 +376,10 @@ class BeamTrackerNode(Node):
             "predictions": self.tracker.stats.predictions,
             "frames": self.tracker.stats.frames,
             "window_resets": self.tracker.stats.window_resets,
+            "window_breaks": ",".join(f"{k}:{v}" for k, v in sorted(getattr(stats, "breaks", {}).items())),
+            "frames_skipped": getattr(stats, "frames_skipped", 0),
+            "frame_period_s": self.step_s,
+            "frame_spacing_s": "" if getattr(stats, "spacing_s", None) is None else round(stats.spacing_s, 4),
             "window_fill": round(self.tracker.window.fill_ratio, 3),
             "points_dropped_nonfinite": self.tracker.stats.points_dropped,
             "model_errors": self.errors,

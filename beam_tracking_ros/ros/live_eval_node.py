@@ -27,6 +27,15 @@ from .params import declare
 from .spin import run_node
 
 
+def _step_of(msg: BeamPrediction) -> float:
+    """The spacing of a prediction's horizon steps, from its own time offsets (0.1 s for a one-step horizon)."""
+    if len(msg.horizon) < 2:
+        return 0.1
+    off = msg.horizon[1].time_offset
+    step = off.sec + off.nanosec * 1e-9
+    return step if step > 0 else 0.1
+
+
 class LiveEvalNode(Node):
     """See the module docstring."""
 
@@ -37,12 +46,13 @@ class LiveEvalNode(Node):
         obs_topic = declare(self, "observation_topic", topics.beam_observation, "Ground-truth BeamObservation topic.")
         self.period = float(declare(self, "report_period_s", 1.0, "Seconds between printed reports."))
         self.duration = float(declare(self, "duration_s", 0.0, "Stop after this many seconds; 0 = never."))
-        self.step_s = float(declare(self, "horizon_step_s", 0.1, "Time between horizon steps."))
+        self.step_s = float(declare(self, "horizon_step_s", 0.0, "Time between horizon steps; 0 = the "
+                                    "predictions' own step offsets (the model card's frame period)."))
         prior = int(declare(self, "prior_beam", -1, "The label prior (the training set's most frequent beam, "
                             "in the model card) to score beside the model on the same frames; -1 = none."))
         self.prior_beam = prior if prior >= 0 else None
-        if not self.period > 0 or self.duration < 0 or not self.step_s > 0:
-            raise ValueError("report_period_s and horizon_step_s must be > 0, duration_s >= 0")
+        if not self.period > 0 or self.duration < 0 or not self.step_s >= 0:
+            raise ValueError("report_period_s must be > 0, duration_s and horizon_step_s >= 0")
         self.score: OnlineBeamScore | None = None
         self.latency = collections.deque(maxlen=5000)
         self.e2e = collections.deque(maxlen=5000)
@@ -59,7 +69,7 @@ class LiveEvalNode(Node):
         arrival = time.time()
         stamp_ns = convert.stamp_to_ns(msg.header.stamp)
         if self.score is None:
-            self.score = OnlineBeamScore(len(msg.horizon) - 1, self.step_s, prior_beam=self.prior_beam)
+            self.score = OnlineBeamScore(len(msg.horizon) - 1, self.step_s or _step_of(msg), prior_beam=self.prior_beam)
             self.k = len(msg.horizon[0].top_k_beams) if msg.horizon else 0
             # the geometry baseline has no role of its own in BeamPrediction (it is sent as a student)
             role = ("teacher" if msg.role == msg.ROLE_TEACHER else
