@@ -14,7 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-MODALITIES = ("camera", "radar", "lidar", "gnss")
+from ..modalities import SENSORS
+
+MODALITIES = SENSORS  # the vocabulary: modalities.py
 
 
 def _modalities(text: str) -> tuple[str, ...]:
@@ -171,13 +173,9 @@ def _build(args: argparse.Namespace) -> int:
                 raise ValueError(f"--topic {item!r}: expected MODALITY=TOPIC with MODALITY in "
                                  f"{(*MODALITIES, 'beam', 'rsu_gnss')}")
             topics[key] = topic
-        ref = {"gps_reference": a.gps_reference} if a.gps_reference else {}
-        if a.site_lanes is not None:
-            from .generate import scenario, scenario_preprocess
+        from .generate import bag_site_overrides
 
-            site = scenario_preprocess(scenario(a.site_lanes, label_mode=a.site_label_mode), a.H).to_dict()
-            site.pop("gps_reference")  # the RSU fix recorded in the bags (or --gps-reference) decides
-            ref = {**site, **ref}
+        ref = bag_site_overrides(a.site_lanes, a.site_label_mode, a.H, a.gps_reference)
         build_from_bags(a.out, a.bags, modalities=a.modalities, topics=topics, P=a.P, H=a.H,
                         cfg=_preprocess(a.preprocess, **ref), slop=a.slop, queue_size=a.queue_size,
                         fractions=a.splits, seed=a.seed, chunk_size=a.chunk_size, max_gap=a.max_gap,

@@ -76,6 +76,20 @@ def scenario_preprocess(config: Any, horizon: int = 3) -> PreprocessConfig:
         geometry_lanes=int(config.lanes), geometry_label_mode=config.label_mode, geometry_horizon=int(horizon))
 
 
+def bag_site_overrides(site_lanes: int | None, label_mode: str = "sum_rss", horizon: int = 3,
+                       gps_reference: tuple[float, float, float] | None = None) -> dict[str, Any]:
+    """``PreprocessConfig`` fields for bags recorded from the built-in scenario with ``site_lanes`` lanes: its
+    site's geometry (:func:`scenario_preprocess`) without its GPS origin -- the RSU fix recorded in the bags
+    decides, unless ``gps_reference`` is given. Empty for no site and no reference (the default config)."""
+    values: dict[str, Any] = {}
+    if site_lanes is not None:
+        values = scenario_preprocess(scenario(site_lanes, label_mode=label_mode), horizon).to_dict()
+        values.pop("gps_reference")
+    if gps_reference is not None:
+        values["gps_reference"] = tuple(gps_reference)
+    return values
+
+
 def config_hash(payload: dict[str, Any]) -> str:
     """Stable SHA-256 of a JSON-able description (sorted keys), the dataset's cache key."""
     text = json.dumps(payload, sort_keys=True, default=_jsonable)

@@ -5,9 +5,10 @@
     python -m beam_tracking_ros.ros.trainer_node --bags bags/run1 --epochs 4      # same, without ROS
 
 One pipeline, three ways in: :func:`run_pipeline` (a plain function), the argparse CLI and the ROS node
-(``--ros-args`` parameters). Each step is the existing command-line tool called in-process through
-:func:`beam_tracking_ros.cli.main` (``dataset build``, ``train``, ``distill``, ``evaluate``, ``export``),
-so the trainer does exactly what a user typing those commands would and reports the same errors.
+(``--ros-args`` parameters). Each step calls the function behind the matching command-line tool
+(``data.bag.build_from_bags``, ``train.api.fit`` / ``evaluate_run`` / ``export_run``), so the trainer
+does what a user typing ``beam-tracking dataset build | train | distill | evaluate | export`` would, with
+the same errors and exit codes (2 for a configuration, 1 for a failure while running).
 
 The dataset: with ``bags`` it is built from them (data/bag.py: the live node's synchronization and
 preprocessing) into ``dataset`` -- or reused when ``dataset`` already holds a complete one and
@@ -23,8 +24,6 @@ would only hide it from ``ros2 node list`` hygiene.
 from __future__ import annotations
 
 import argparse
-import os
-import shlex
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -84,18 +83,13 @@ class TrainerOptions:
 
 
 def resolve_config(path: str) -> Path:
-    """``path`` as given, else relative to the package root / installed share dir (configs ship there)."""
-    p = Path(path).expanduser()
-    if p.is_file() or p.is_absolute():
-        return p
-    roots = [os.environ.get("BEAM_TRACKING_ROS_ROOT", "")]
-    roots += [str(Path(prefix) / "share" / "beam_tracking_ros")
-              for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if prefix]
-    roots.append(str(Path(__file__).resolve().parents[2]))
-    for root in roots:
-        if root and (Path(root) / p).is_file():
-            return Path(root) / p
-    raise ValueError(f"config file {path!r} not found (looked here and under {[r for r in roots if r]})")
+    """``path`` as given, else under the package's roots (configs ship in its share dir; see resources.py)."""
+    from beam_tracking_ros.resources import find_resource
+
+    try:
+        return find_resource(path)
+    except FileNotFoundError as exc:
+        raise ValueError(f"config file: {exc}") from None
 
 
 def find_bags(paths: Sequence[str]) -> list[str]:
@@ -116,14 +110,21 @@ def find_bags(paths: Sequence[str]) -> list[str]:
     return out
 
 
-def _cli(argv: list[str]) -> None:
-    """Run one ``beam-tracking`` command in-process; a non-zero exit becomes :class:`PipelineError`."""
-    from beam_tracking_ros.cli import main as beam_tracking
+def _step(name: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run one step; its expected failures become :class:`PipelineError` with the CLI's exit codes."""
+    from beam_tracking_ros.data.store import DatasetError
+    from beam_tracking_ros.models.card import CardError
+    from beam_tracking_ros.models.checkpoint import CheckpointError
+    from beam_tracking_ros.train.config import ConfigError
+    from beam_tracking_ros.train.trainer import TrainingError
 
-    print(f"\n$ {shlex.join(['beam-tracking', *argv])}", flush=True)
-    code = beam_tracking(argv)
-    if code:
-        raise PipelineError(f"`beam-tracking {argv[0]}` failed (exit {code}); see its message above", code)
+    print(f"\n== {name}", flush=True)
+    try:
+        return fn(*args, **kwargs)
+    except (ConfigError, CardError, FileExistsError) as exc:
+        raise PipelineError(f"{name}: {exc}", 2) from None
+    except (TrainingError, CheckpointError, DatasetError, ValueError, RuntimeError, OSError) as exc:
+        raise PipelineError(f"{name}: {type(exc).__name__}: {exc}", 1) from None
 
 
 def run_pipeline(opts: TrainerOptions) -> dict[str, Path]:
@@ -150,8 +151,12 @@ def run_pipeline(opts: TrainerOptions) -> dict[str, Path]:
     if dataset:
         data = ["data.path=" + str(Path(dataset).expanduser()), "data.generate=null"]
     common = [f"train.epochs={opts.epochs}"] if opts.epochs else []
+    common += [f"train.device={opts.device}"] if opts.device else []
     teacher_cfg = load_config(teacher_cfg_path, data + common)
-    student_cfg = load_config(student_cfg_path, data + common)
+    student_cfg = load_config(student_cfg_path, data + common + ([f"distill.method={opts.method}"] if opts.method
+                                                                else []))
+    if student_cfg.distill.method == "none":
+        raise ValueError(f"{student_cfg_path}: distill.method is 'none'; the student needs a distillation method")
     models = Path(opts.models_dir).expanduser()
     out = {"teacher": models / teacher_cfg.name, "student": models / student_cfg.name}
     for role, d in out.items():  # fail now, not after an hour of training
@@ -162,28 +167,38 @@ def run_pipeline(opts: TrainerOptions) -> dict[str, Path]:
 
     # 1. the dataset
     if bags:
-        from beam_tracking_ros.data.store import is_complete
+        from beam_tracking_ros.data.bag import build_from_bags
+        from beam_tracking_ros.data.generate import bag_site_overrides
+        from beam_tracking_ros.data.preprocess import PreprocessConfig
+        from beam_tracking_ros.data.store import format_summary, is_complete, summary
 
         if is_complete(dataset) and not opts.rebuild:
             print(f"reusing the dataset in {dataset} (set rebuild to build it again from {len(bags)} bag(s))")
         else:
-            _cli(["dataset", "build", "--out", dataset, *bags, "--P", str(opts.P), "--H", str(opts.H)]
-                 + (["--recover"] if opts.recover else [])
-                 + (["--gps-reference", opts.gps_reference] if opts.gps_reference else [])
-                 + (["--site-lanes", str(opts.site_lanes)] if opts.site_lanes else []))
-    # (a dataset without bags is used as it is; neither: `train` generates the configs' data.generate dataset)
+            from beam_tracking_ros.data.cli import parse_gps_reference
 
-    sets = [a for o in data + common for a in ("--set", o)]
-    device = ["--device", opts.device] if opts.device else []
+            ref = parse_gps_reference(opts.gps_reference) if opts.gps_reference else None
+            site = bag_site_overrides(opts.site_lanes or None, horizon=opts.H, gps_reference=ref)
+            _step(f"dataset {dataset} from {len(bags)} bag(s)", build_from_bags, dataset, bags, P=opts.P, H=opts.H,
+                  cfg=PreprocessConfig.from_dict(site) if site else None, recover=True if opts.recover else None)
+            print(format_summary(summary(dataset)))
+    # (a dataset without bags is used as it is; neither: `fit` generates the configs' data.generate dataset)
+
+    from beam_tracking_ros.models.checkpoint import write_json
+    from beam_tracking_ros.train.api import evaluate_run, export_run, fit
+    from beam_tracking_ros.train.trainer import format_metrics
+
     # 2. teacher, 3. student
-    _cli(["train", "--config", str(teacher_cfg_path), "--out", str(teacher_run), "--no-progress", *sets, *device])
-    method = ["--method", opts.method] if opts.method else []
-    _cli(["distill", "--config", str(student_cfg_path), "--teacher", str(teacher_run), "--out", str(student_run),
-          "--no-progress", *method, *sets, *device])
+    _step(f"teacher {teacher_cfg.name} -> {teacher_run}", fit, teacher_cfg, teacher_run, progress=False,
+          command=f"trainer (teacher {teacher_cfg_path})")
+    _step(f"student {student_cfg.name} ({student_cfg.distill.method}) -> {student_run}", fit, student_cfg,
+          student_run, teacher_dir=teacher_run, progress=False, command=f"trainer (student {student_cfg_path})")
     # 4. evaluate on the test split, 5. export with the model cards
     for role, run in (("teacher", teacher_run), ("student", student_run)):
-        _cli(["evaluate", str(run), "--split", "test"])
-        _cli(["export", str(run), "--out", str(out[role])] + (["--overwrite"] if opts.overwrite else []))
+        res = _step(f"evaluate {run} on the test split", evaluate_run, run, "test")
+        write_json(res, run / "metrics_test.json")
+        print(f"{run} on test ({res['num_samples']} samples): {format_metrics(res)}")
+        _step(f"export {run} -> {out[role]}", export_run, run, out[role], overwrite=opts.overwrite)
 
     print("\nmodels:")
     for role, d in out.items():
