@@ -24,6 +24,8 @@ import pytest
 from carla_fakes import FakeMeasurement, actors_from_sim, free_port, sim_frames
 from ros_testing import requires_ros
 
+from beam_tracking_ros.sim import ground_truth
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "carla_bridge"
 
@@ -151,14 +153,13 @@ def test_publish_frame_from_fake_measurements_gives_the_simulator_nodes_messages
         node.world = SimpleNamespace(get_actors=lambda: ActorList(actors_from_sim(sim)))
         node.rsu_carla, node.rsu, node.walls = (0.0, 0.0, 0.0, -90.0), sim.scene.rsu, sim.scene.walls
         node.rng_shadow, node.rng_gnss = np.random.default_rng(0), np.random.default_rng(1)
-        node.shadowing = bridge.ShadowingProcess(4.0, 2 + len(node.walls), node.rng_shadow)
+        node.shadowing = ground_truth.ShadowingProcess(4.0, 2 + len(node.walls), node.rng_shadow)
         node.geo_ref, node.target_id = (49.0, 8.4, 110.0), None
         node.rsu_fix = bridge.rsu_gnss(*node.rsu_carla[:3], node.cfg.rsu_height, node.geo_ref)
         node._make_publishers()
         sent: dict[str, object] = {}
-        for name in ("pub_image", "pub_info", "pub_radar", "pub_lidar", "pub_gnss", "pub_rsu_gnss", "pub_beam",
-                     "pub_clock"):
-            setattr(node, name, SimpleNamespace(publish=lambda msg, n=name: sent.setdefault(n, msg)))
+        for name in ("image", "info", "radar", "lidar", "gnss", "rsu_gnss", "beam", "clock"):
+            setattr(node.pubs, name, SimpleNamespace(publish=lambda msg, n="pub_" + name: sent.setdefault(n, msg)))
         h, w = f.camera.shape[:2]
         data = {"camera": FakeMeasurement(f.camera.tobytes(), frame=9, width=w, height=h, fov=90.0),
                 "radar": FakeMeasurement(f.radar.tobytes(), frame=9), "lidar": FakeMeasurement(f.lidar.tobytes(), 9)}

@@ -20,6 +20,7 @@ import pytest
 from carla_fakes import BBox, FakeActor, FakeMeasurement, Rot, Transform, Vec, actors_from_sim, free_port, sim_frames
 
 from beam_tracking_ros.sim import carla_bridge as bridge
+from beam_tracking_ros.sim import ground_truth
 from beam_tracking_ros.sim.carla_probe import carla_server_answers, describe_no_server
 
 
@@ -103,7 +104,7 @@ def test_ground_truth_from_poses_equals_channel_model_and_simulator_labels() -> 
                                 shadow_db=shadow)
             np.testing.assert_allclose(res.powers_dbm, ref.powers_dbm, atol=1e-3)
             # the target choice, on the simulator's own channel result, reproduces the simulator's label
-            label, _, target = bridge.choose_label(sim.channel_result, poses.ids, poses.boxes.center,
+            label, _, target = ground_truth.choose_label(sim.channel_result, poses.ids, poses.boxes.center,
                                                    sim.scene.rsu.position, mode, sim.config.label_range_m, target)
             if frame.beam is None:
                 assert label is None
@@ -113,7 +114,7 @@ def test_ground_truth_from_poses_equals_channel_model_and_simulator_labels() -> 
             assert label.los_blocked == frame.beam.los_blocked
             np.testing.assert_array_equal(label.powers_dbm, frame.beam.powers_dbm)
     with pytest.raises(ValueError, match="label_mode"):
-        bridge.choose_label(ref, t.id, t.center, (0, 0), "best", 80.0, None)
+        ground_truth.choose_label(ref, t.id, t.center, (0, 0), "best", 80.0, None)
 
 
 def test_building_boxes_give_only_the_facades_facing_the_rsu() -> None:
@@ -135,7 +136,7 @@ def test_building_boxes_give_only_the_facades_facing_the_rsu() -> None:
 
 
 def test_shadowing_is_correlated_per_actor_id() -> None:
-    proc = bridge.ShadowingProcess(4.0, 3, np.random.default_rng(0))
+    proc = ground_truth.ShadowingProcess(4.0, 3, np.random.default_rng(0))
     first = proc.update(np.array([2, 5]), np.array([0.0, 0.0]), 0.1)
     again = proc.update(np.array([2, 5, 9]), np.array([0.0, 0.0, 0.0]), 0.1)
     np.testing.assert_array_equal(again[:2], first)  # standing still: same shadowing (rho = 1)

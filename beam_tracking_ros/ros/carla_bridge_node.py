@@ -8,7 +8,7 @@ the built-in ``simulator`` node publishes -- the same topics, messages, frame id
 (:mod:`beam_tracking_ros.io.topics`, :mod:`beam_tracking_ros.io.convert`) -- so the tracker, the
 recorder and the dataset builder cannot tell the two apart. The ground-truth ``BeamObservation``
 comes from the same :class:`~beam_tracking_ros.channel.ChannelModel`, fed with the actors' poses,
-and the label target is chosen by the simulator's rule (see :func:`~beam_tracking_ros.sim.carla_bridge.choose_label`).
+and the label target is chosen by the simulator's rule (see :func:`~beam_tracking_ros.sim.ground_truth.choose_label`).
 
 Failure is explicit and bounded: when no server answers, the node logs ONE line
 (:func:`~beam_tracking_ros.sim.carla_probe.describe_no_server`) and exits with code 1; the
@@ -30,10 +30,6 @@ from typing import Any
 
 import numpy as np
 from rclpy.node import Node
-from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import CameraInfo, Image, NavSatFix, PointCloud2
-
-from beam_tracking_ros.msg import BeamObservation
 
 from ..channel import ChannelConfig, ChannelModel, codebook_id
 from ..io import convert
@@ -42,9 +38,7 @@ from ..sim.carla_bridge import (
     BRIDGE_PARAMS,
     CarlaConnectionError,
     FrameCollector,
-    ShadowingProcess,
     bridge_config_from_params,
-    choose_label,
     connect,
     gnss_of_vehicles,
     ground_truth,
@@ -58,8 +52,9 @@ from ..sim.carla_bridge import (
     walls_from_building_boxes,
     weather_preset,
 )
-from . import qos
+from ..sim.ground_truth import ShadowingProcess, choose_label
 from .params import declare
+from .rsu_publishers import RsuPublishers
 from .spin import run_node
 
 # ================================================================================================
@@ -211,17 +206,9 @@ class CarlaBridgeNode(Node):
             self.get_logger().warning(f"spawned {len(self.actors)} of {cfg.n_vehicles} vehicles (spawn points busy)")
 
     def _make_publishers(self) -> None:
-        cfg, t = self.cfg, self.topics
-        sensor_qos = qos.sensor_qos()
-        self.pub_image = self.create_publisher(Image, t.camera, sensor_qos) if cfg.camera.enabled else None
-        self.pub_info = self.create_publisher(CameraInfo, t.camera_info, sensor_qos) if cfg.camera.enabled else None
-        self.pub_radar = self.create_publisher(PointCloud2, t.radar, sensor_qos) if cfg.radar.enabled else None
-        self.pub_lidar = self.create_publisher(PointCloud2, t.lidar, sensor_qos) if cfg.lidar.enabled else None
-        self.pub_gnss = self.create_publisher(NavSatFix, t.gnss, sensor_qos)
-        self.pub_rsu_gnss = self.create_publisher(NavSatFix, t.rsu_gnss, sensor_qos)
-        self.pub_beam = self.create_publisher(BeamObservation, t.beam_observation,
-                                              qos.reliable_qos(20))
-        self.pub_clock = self.create_publisher(Clock, "/clock", 10)
+        cfg = self.cfg
+        self.pubs = RsuPublishers(self, self.topics, camera=cfg.camera.enabled, radar=cfg.radar.enabled,
+                                  lidar=cfg.lidar.enabled, codebook_id=self.codebook_id, noise_dbm=self.noise_dbm)
 
     # ---- per tick --------------------------------------------------------------------------------
     def tick(self) -> None:
@@ -252,16 +239,9 @@ class CarlaBridgeNode(Node):
         self.frames += 1
 
     def publish_frame(self, stamp: Any, data: dict[str, Any]) -> None:
-        cfg, t = self.cfg, self.topics
-        if self.pub_image is not None and "camera" in data:
-            img = data["camera"]
-            self.pub_image.publish(convert.image_to_msg(image_from_carla(img), stamp, t.frame("camera")))
-            self.pub_info.publish(convert.camera_info_msg(int(img.width), int(img.height), float(img.fov), stamp,
-                                                          t.frame("camera")))
-        if self.pub_radar is not None and "radar" in data:
-            self.pub_radar.publish(convert.radar_to_msg(radar_from_carla(data["radar"]), stamp, t.frame("radar")))
-        if self.pub_lidar is not None and "lidar" in data:
-            self.pub_lidar.publish(convert.lidar_to_msg(lidar_from_carla(data["lidar"]), stamp, t.frame("lidar")))
+        """One tick: the sensors' measurements, then the ground truth of the actors' poses (sim.ground_truth)."""
+        cfg = self.cfg
+        img = data.get("camera")
         vehicles = self.world.get_actors().filter("vehicle.*")
         poses = poses_from_actors(vehicles, self.rsu_carla[2])
         shadow = self.shadowing.update(poses.ids, poses.speed, cfg.dt)
@@ -270,17 +250,15 @@ class CarlaBridgeNode(Node):
         if res is not None:
             label, row, self.target_id = choose_label(res, poses.ids, poses.boxes.center, self.rsu.position,
                                                       cfg.label_mode, cfg.label_range_m, self.target_id)
-        gnss_frame = f"{t.target_role}/gnss"
-        if row is not None:
-            g = gnss_of_vehicles(poses, np.array([row]), self.geo_ref, self.rng_gnss, cfg.gnss_noise_std_m)[0]
-            self.pub_gnss.publish(convert.gnss_to_msg(*map(float, g), stamp, gnss_frame))
-        else:  # nobody served: a receiver without fix, as the simulator publishes it
-            self.pub_gnss.publish(convert.gnss_no_fix_msg(stamp, gnss_frame))
-        self.pub_rsu_gnss.publish(convert.gnss_to_msg(*map(float, self.rsu_fix), stamp, t.frame("gnss")))
-        if label is not None:
-            self.pub_beam.publish(convert.beam_label_to_msg(label, stamp, t.frame("mmwave_array"), episode=0,
-                                                            codebook_id=self.codebook_id, noise_dbm=self.noise_dbm))
-        self.pub_clock.publish(Clock(clock=stamp))
+        fix = (None if row is None else
+               gnss_of_vehicles(poses, np.array([row]), self.geo_ref, self.rng_gnss, cfg.gnss_noise_std_m)[0])
+        self.pubs.publish(
+            stamp, rsu_fix=self.rsu_fix,
+            camera=None if img is None else image_from_carla(img),
+            camera_model=None if img is None else (int(img.width), int(img.height), float(img.fov)),
+            radar=radar_from_carla(data["radar"]) if "radar" in data else None,
+            lidar=lidar_from_carla(data["lidar"]) if "lidar" in data else None,
+            target_fix=fix, label=label, episode=0)
 
     # ---- shutdown --------------------------------------------------------------------------------
     def _cleanup(self) -> None:

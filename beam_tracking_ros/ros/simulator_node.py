@@ -19,17 +19,13 @@ import time
 from typing import Any
 
 from rclpy.node import Node
-from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import CameraInfo, Image, NavSatFix, PointCloud2
-
-from beam_tracking_ros.msg import BeamObservation
 
 from ..channel import codebook_id
 from ..io import convert
 from ..io.topics import Topics
 from ..sim import SimConfig, Simulator
-from . import qos
 from .params import declare, sim_config_from_params
+from .rsu_publishers import RsuPublishers
 from .spin import run_node
 
 SIM_PARAMS: dict[str, tuple[Any, str]] = {
@@ -80,20 +76,9 @@ class SimulatorNode(Node):
         self.last_ns = 0
         self.realtime = speed == 1.0
 
-        sensor_qos = qos.sensor_qos()
-        reliable = qos.reliable_qos(20)
         cfg = self.base_config
-        self.pub_image = self.create_publisher(Image, self.topics.camera, sensor_qos) if cfg.camera.enabled else None
-        self.pub_info = (self.create_publisher(CameraInfo, self.topics.camera_info, sensor_qos)
-                         if cfg.camera.enabled else None)
-        self.pub_radar = (self.create_publisher(PointCloud2, self.topics.radar, sensor_qos)
-                          if cfg.radar.enabled else None)
-        self.pub_lidar = (self.create_publisher(PointCloud2, self.topics.lidar, sensor_qos)
-                          if cfg.lidar.enabled else None)
-        self.pub_gnss = self.create_publisher(NavSatFix, self.topics.gnss, sensor_qos)
-        self.pub_rsu_gnss = self.create_publisher(NavSatFix, self.topics.rsu_gnss, sensor_qos)
-        self.pub_beam = self.create_publisher(BeamObservation, self.topics.beam_observation, reliable)
-        self.pub_clock = self.create_publisher(Clock, "/clock", 10)
+        self.pubs = RsuPublishers(self, self.topics, camera=cfg.camera.enabled, radar=cfg.radar.enabled,
+                                  lidar=cfg.lidar.enabled, codebook_id=self.codebook_id, noise_dbm=self.noise_dbm)
         period = self.dt / speed if speed > 0 else 0.0
         self.timer = self.create_timer(period, self.tick)
         self.get_logger().info(
@@ -129,7 +114,7 @@ class SimulatorNode(Node):
     def tick(self) -> None:
         if not self.context.ok():
             return
-        if (self.frames_published == 0 and self.wait_s > 0 and self.pub_beam.get_subscription_count() == 0
+        if (self.frames_published == 0 and self.wait_s > 0 and self.pubs.beam.get_subscription_count() == 0
                 and time.time() - self.t0 < self.wait_s):
             return  # DDS discovery of a late recorder can take seconds on a busy machine
         if self.episode_frames and self.sim.frame_index >= self.episode_frames and not self.next_episode():
@@ -142,26 +127,10 @@ class SimulatorNode(Node):
         frame = self.sim.step()
         ns = self.stamp_ns(now)
         stamp = convert.stamp_from_ns(ns)
-        t = self.topics
-        if self.pub_image is not None and frame.camera is not None:
-            self.pub_image.publish(convert.image_to_msg(frame.camera, stamp, t.frame("camera")))
-            cam = self.base_config.camera
-            self.pub_info.publish(convert.camera_info_msg(cam.width, cam.height, cam.fov_deg, stamp, t.frame("camera")))
-        if self.pub_radar is not None and frame.radar is not None:
-            self.pub_radar.publish(convert.radar_to_msg(frame.radar, stamp, t.frame("radar")))
-        if self.pub_lidar is not None and frame.lidar is not None:
-            self.pub_lidar.publish(convert.lidar_to_msg(frame.lidar, stamp, t.frame("lidar")))
-        if frame.gnss is not None:
-            self.pub_gnss.publish(convert.gnss_to_msg(*map(float, frame.gnss), stamp, f"{t.target_role}/gnss"))
-        else:  # no vehicle in range: a receiver without fix, as a real GNSS reports it
-            self.pub_gnss.publish(convert.gnss_no_fix_msg(stamp, f"{t.target_role}/gnss"))
-        # the RSU's own fix every frame (a GNSS on the pole): the reference a dataset built from a bag needs
-        self.pub_rsu_gnss.publish(convert.gnss_to_msg(*map(float, self.rsu_fix), stamp, t.frame("gnss")))
-        if frame.beam is not None:
-            self.pub_beam.publish(convert.beam_label_to_msg(
-                frame.beam, stamp, t.frame("mmwave_array"), episode=self.episode,
-                codebook_id=self.codebook_id, noise_dbm=self.noise_dbm))
-        self.pub_clock.publish(Clock(clock=stamp))
+        cam = self.base_config.camera
+        self.pubs.publish(stamp, rsu_fix=self.rsu_fix, camera=frame.camera,
+                          camera_model=(cam.width, cam.height, cam.fov_deg), radar=frame.radar, lidar=frame.lidar,
+                          target_fix=frame.gnss, label=frame.beam, episode=self.episode)
         self.frames_published += 1
 
 

@@ -39,15 +39,12 @@ from ..channel import (
     RsuPose,
     VehicleBoxes,
     Walls,
-    label_powers,
-    optimal_beam,
 )
 from . import CameraConfig, LidarConfig, RadarConfig
 from .carla_format import image_from_bytes, lidar_from_bytes, location_to_gnss, radar_from_bytes
 from .carla_probe import carla_server_answers, describe_no_server
 from .config import LABEL_MODES, WEATHERS
-from .simulator import SHADOW_DCORR
-from .types import BeamLabel
+from .ground_truth import roof_gnss
 
 # ================================================================================================
 # Pure conversions (no server, no ROS): CARLA objects -> the core's numpy arrays
@@ -213,75 +210,13 @@ def rsu_gnss(x: float, y: float, ground_z: float, height: float, geo_ref: tuple[
 
 def gnss_of_vehicles(poses: ActorPoses, rows: np.ndarray, geo_ref: tuple[float, float, float],
                      rng: np.random.Generator | None = None, noise_std_m: float = 0.0) -> np.ndarray:
-    """(R, 3) [lat, lon, alt] of the roof centres of ``rows``, with CARLA's own geo-projection
-    (``location_to_gnss`` reproduces the GNSS sensor's math) around the map's reference
-    ``geo_ref = (lat0, lon0, alt0)``; optional Gaussian noise in metres, as the simulator adds."""
+    """(R, 3) [lat, lon, alt] of the roof centres of ``rows`` (:func:`.ground_truth.roof_gnss`, the
+    simulator's rule) around the map's reference ``geo_ref = (lat0, lon0, alt0)``; CARLA's altitudes are
+    above the map's origin, not the road, so the ground height the world frame took off is added back."""
     rows = np.asarray(rows, dtype=np.int64).reshape(-1)
-    pos = poses.carla_center[rows].copy()
-    pos[:, 2] += poses.boxes.size[rows, 2] / 2
-    if rng is not None and noise_std_m > 0:
-        pos += rng.normal(0.0, noise_std_m, pos.shape)
-    return location_to_gnss(pos, *geo_ref)
-
-
-class ShadowingProcess:
-    """Per-vehicle, per-path log-normal shadowing that is spatially correlated (AR(1) in travelled
-    distance, decorrelation ``SHADOW_DCORR`` m, as the built-in simulator does), so labels do not
-    flicker from frame to frame. Keyed by actor id: vehicles may appear and vanish in any order."""
-
-    def __init__(self, sigma_db: float, n_paths: int, rng: np.random.Generator) -> None:
-        self.sigma = float(sigma_db)
-        self.n_paths = int(n_paths)
-        self.rng = rng
-        self.ids = np.zeros(0, np.int64)
-        self.values = np.zeros((0, self.n_paths))
-
-    def update(self, ids: np.ndarray, speed: np.ndarray, dt: float) -> np.ndarray:
-        """(V, L) shadowing in dB for the vehicles ``ids`` (sorted ascending) after ``dt`` seconds."""
-        ids = np.asarray(ids, dtype=np.int64)
-        out = self.rng.normal(0.0, self.sigma, (ids.size, self.n_paths))  # fresh draws for new ids
-        pos = np.searchsorted(self.ids, ids)
-        pos_c = np.minimum(pos, max(self.ids.size - 1, 0))
-        known = (self.ids.size > 0) & (self.ids[pos_c] == ids) if self.ids.size else np.zeros(ids.size, bool)
-        if known.any():
-            rho = np.exp(-np.abs(np.asarray(speed)[known]) * dt / SHADOW_DCORR)[:, None]
-            out[known] = rho * self.values[pos_c[known]] + np.sqrt(1.0 - rho**2) * out[known]
-        self.ids, self.values = ids.copy(), out
-        return out
-
-
-def choose_label(result: ChannelResult, ids: np.ndarray, centers: np.ndarray, rsu_xy: Sequence[float],
-                 mode: str, label_range_m: float, prev_target: int | None
-                 ) -> tuple[BeamLabel | None, int | None, int | None]:
-    """The ground-truth label by the built-in simulator's rule. Returns (label, row, target_id).
-
-    Served vehicles: within ``label_range_m`` of the RSU (horizontal distance) and in front of the
-    array (LoS direction valid). 'single': keep the previous target while it is served, otherwise
-    take the nearest served vehicle; 'sum_rss': all served vehicles (CRKD), the LoS blockage reported is
-    the dominant vehicle's on the optimal beam, the row returned (whose GNSS is published) the nearest
-    served vehicle's. None when nobody is served.
-    """
-    if mode not in LABEL_MODES:
-        raise ValueError(f"label_mode: unknown {mode!r}, expected one of {LABEL_MODES}")
-    ids = np.asarray(ids)
-    d = np.linalg.norm(np.asarray(centers)[:, :2] - np.asarray(rsu_xy, dtype=np.float64)[:2], axis=1)
-    served = (d <= label_range_m) & result.path_valid[:, 0]
-    if not served.any():
-        return None, None, None
-    if mode == "single":
-        rows = np.nonzero(ids == prev_target)[0] if prev_target is not None else np.zeros(0, int)
-        row = int(rows[0]) if rows.size and served[rows[0]] else int(np.argmin(np.where(served, d, np.inf)))
-        p = label_powers(result.powers_dbm, "single", row)
-        label = BeamLabel(p, int(optimal_beam(p)), [int(ids[row])], bool(result.los_blocked[row]), "single")
-        return label, row, int(ids[row])
-    rows = np.nonzero(served)[0]
-    p = label_powers(result.powers_dbm[rows], "sum_rss")
-    best = int(optimal_beam(p))
-    dom = int(rows[np.argmax(result.powers_dbm[rows, best])])
-    label = BeamLabel(p, best, [int(i) for i in ids[rows]], bool(result.los_blocked[dom]), "sum_rss")
-    # The row whose GNSS is published: the nearest served vehicle, chosen from geometry alone, as the
-    # simulator does (the vehicle dominating the optimal beam would leak the label into the input).
-    return label, int(rows[np.argmin(d[rows])]), None
+    fix = roof_gnss(poses.boxes.center[rows], poses.boxes.size[rows, 2], geo_ref, rng, noise_std_m)
+    fix[:, 2] += poses.carla_center[rows, 2] - poses.boxes.center[rows, 2]
+    return fix
 
 
 def ground_truth(model: ChannelModel, rsu: RsuPose, poses: ActorPoses, walls: Walls | None,

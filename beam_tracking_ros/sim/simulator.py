@@ -20,7 +20,8 @@ main channel's random stream, and every label of a seed, is the same with or wit
 
 Shadowing is spatially correlated: each vehicle's per-path shadowing follows an AR(1) process in
 travelled distance (Gudmundson model, decorrelation distance ``SHADOW_DCORR`` m), so labels do not
-flicker from frame to frame because of i.i.d. draws.
+flicker from frame to frame because of i.i.d. draws. The label rule, the shadowing and the vehicles'
+GNSS are :mod:`.ground_truth`'s, which the CARLA bridge uses too.
 """
 
 from __future__ import annotations
@@ -30,15 +31,16 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..channel import ChannelModel, ChannelResult, VehicleBoxes, label_powers, optimal_beam
+from ..channel import ChannelModel, ChannelResult, VehicleBoxes
 from .carla_format import location_to_gnss, world_to_carla
 from .config import SimConfig
+from .ground_truth import SHADOW_DCORR, ShadowingProcess, choose_label, roof_gnss
 from .scene import build_scene
 from .sensors import make_sensors
 from .traffic import TYPE_NAMES, Traffic
 from .types import BeamLabel, SensorFrame
 
-SHADOW_DCORR = 10.0
+__all__ = ["SHADOW_DCORR", "Simulator", "VehicleState", "generate_episode"]
 
 
 @dataclass
@@ -84,8 +86,7 @@ class Simulator:
         self.frame_index = 0
         self.time = 0.0
         self.target_id: int | None = None
-        self._shadow_ids = np.zeros(0, dtype=np.int64)
-        self._shadow = np.zeros((0, 2 + len(self.scene.walls)))
+        self.shadowing = ShadowingProcess(cfg.channel.shadowing_db, 2 + len(self.scene.walls), self._rng_channel)
         self.powers_dbm = np.zeros((0, self.channel.n_beams), np.float32)
         self.channel_result: ChannelResult | None = None
 
@@ -112,11 +113,8 @@ class Simulator:
         """(V, 3) lat/lon/alt of the vehicles' roof antennas (all, or the given ids), with noise."""
         t = self.traffic
         rows = np.arange(len(t)) if ids is None else np.searchsorted(t.id, np.asarray(ids))
-        pos = t.center[rows].copy()
-        pos[:, 2] += t.size[rows, 2] / 2
         g = self.config.gnss
-        pos += self._rng_gnss.normal(0.0, g.noise_std_m, pos.shape)
-        return location_to_gnss(world_to_carla(pos), g.lat0, g.lon0, g.alt0)
+        return roof_gnss(t.center[rows], t.size[rows, 2], (g.lat0, g.lon0, g.alt0), self._rng_gnss, g.noise_std_m)
 
     def rsu_gnss(self) -> np.ndarray:
         """(3,) lat/lon/alt of the RSU's mmWave array, without noise.
@@ -130,24 +128,6 @@ class Simulator:
         return location_to_gnss(world_to_carla(pos), g.lat0, g.lon0, g.alt0)[0]
 
     # ---- stepping ------------------------------------------------------------------------------
-    def _update_shadowing(self, dt: float) -> np.ndarray:
-        t = self.traffic
-        sigma = self.config.channel.shadowing_db
-        keep = np.isin(self._shadow_ids, t.id)
-        old = self._shadow[keep]
-        n_new = len(t) - old.shape[0]
-        new = self._rng_channel.normal(0.0, sigma, (n_new, self._shadow.shape[1]))
-        rho = np.exp(-np.abs(t.v[: old.shape[0]]) * dt / SHADOW_DCORR)[:, None]
-        innov = self._rng_channel.normal(0.0, sigma, old.shape)
-        old = rho * old + np.sqrt(1.0 - rho**2) * innov
-        self._shadow = np.concatenate([old, new], axis=0)
-        self._shadow_ids = t.id.copy()
-        return self._shadow
-
-    def _in_range(self, res: ChannelResult) -> np.ndarray:
-        d = np.linalg.norm(self.traffic.center[:, :2] - np.asarray(self.scene.rsu.position[:2]), axis=1)
-        return (d <= self.config.label_range_m) & res.path_valid[:, 0]
-
     def _ceiling_powers(self) -> np.ndarray:
         """(V, B) per-vehicle powers of the geometry ceiling: every vehicle's true box (all of them
         block), incoherent paths, zero shadowing, mean noise power instead of a draw."""
@@ -163,36 +143,11 @@ class Simulator:
     def _label(self, res: ChannelResult) -> tuple[BeamLabel | None, int | None]:
         cfg = self.config
         t = self.traffic
-        inr = self._in_range(res)
-        if not inr.any():
-            self.target_id = None
-            return None, None
-        if cfg.label_mode == "single":
-            rows = np.nonzero(t.id == self.target_id)[0] if self.target_id is not None else np.zeros(0, int)
-            if rows.size == 0 or not inr[rows[0]]:
-                d = np.linalg.norm(t.center[:, :2] - np.asarray(self.scene.rsu.position[:2]), axis=1)
-                row = int(np.argmin(np.where(inr, d, np.inf)))
-                self.target_id = int(t.id[row])
-            else:
-                row = int(rows[0])
-            p = label_powers(res.powers_dbm, "single", row)
-            ceiling = label_powers(self._ceiling_powers(), "single", row)
-            return BeamLabel(
-                p, int(optimal_beam(p)), [int(t.id[row])], bool(res.los_blocked[row]), "single", ceiling
-            ), row
-        rows = np.nonzero(inr)[0]
-        p = label_powers(res.powers_dbm[rows], "sum_rss")
-        best = int(optimal_beam(p))
-        dom = int(rows[np.argmax(res.powers_dbm[rows, best])])
-        ceiling = label_powers(self._ceiling_powers()[rows], "sum_rss")
-        label = BeamLabel(
-            p, best, [int(i) for i in t.id[rows]], bool(res.los_blocked[dom]), "sum_rss", ceiling
-        )
-        # The GNSS published with a sum-RSS label is the nearest served vehicle's: chosen from the
-        # geometry alone. Choosing the vehicle that dominates the optimal beam would leak the label
-        # into the model's input.
-        d = np.linalg.norm(t.center[rows, :2] - np.asarray(self.scene.rsu.position[:2]), axis=1)
-        return label, int(rows[np.argmin(d)])
+        label, row, target = choose_label(res, t.id, t.center, self.scene.rsu.position, cfg.label_mode,
+                                          cfg.label_range_m, self.target_id, ceiling=self._ceiling_powers)
+        if label is None or cfg.label_mode == "single":
+            self.target_id = target
+        return label, row
 
     def step(self) -> SensorFrame:
         """Advance one scene step (the first call returns the initial state at t = 0)."""
@@ -202,7 +157,7 @@ class Simulator:
             self.time = self.frame_index * cfg.dt
         t = self.traffic
         center, size, yaw = t.center, t.size, t.yaw
-        shadow = self._update_shadowing(cfg.dt)
+        shadow = self.shadowing.update(t.id, t.v, cfg.dt)
         beam, gnss = None, None
         if len(t):
             res = self.channel.compute(
