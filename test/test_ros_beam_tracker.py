@@ -336,3 +336,30 @@ def test_offline_tracker_rejects_wrong_inputs() -> None:
 
     with pytest.raises(ValueError, match="top_k"):
         BeamTracker(Zero(), ["gps"], 2, 1, top_k=0)
+
+
+def test_live_scores_use_the_predictions_own_step_offsets() -> None:
+    """live_eval scores step i of a prediction at t + i * (the prediction's own step offset): with ground
+    truth every 0.05 s (rate_hz:=20) and a model stepping 0.1 s, each step meets the right instant."""
+    from beam_tracking_ros.msg import BeamHorizonStep, BeamPrediction
+    from builtin_interfaces.msg import Duration
+
+    from beam_tracking_ros.ros.live_eval_node import _step_of
+    from beam_tracking_ros.tracking import OnlineBeamScore
+
+    msg = BeamPrediction(horizon=[BeamHorizonStep(time_offset=Duration(sec=0, nanosec=100_000_000 * i))
+                                  for i in range(4)])
+    step = _step_of(msg)
+    assert step == pytest.approx(0.1)
+    beams = 16
+    score = OnlineBeamScore(3, step)
+    ns = 1_000_000_000
+    for k in range(40):  # truth at 20 Hz: the best beam at t is k % beams, t = 10 s + k * 0.05 s
+        p = np.full(beams, -90.0, np.float32)
+        p[k % beams] = -60.0
+        score.add_observation(10 * ns + k * ns // 20, p)
+    for k in range(0, 20, 2):  # a prediction every 0.1 s that is right at t + 0.1 i, i.e. k + 2 i frames on
+        score.add_prediction(10 * ns + k * ns // 20, [(k + 2 * i) % beams for i in range(4)],
+                             [[(k + 2 * i) % beams] for i in range(4)])
+    s = score.summary()
+    assert s["n"] == [10, 10, 10, 10] and s["top1"] == [1.0, 1.0, 1.0, 1.0]

@@ -1,6 +1,6 @@
 """ROS 2 node ``live_eval``: scores BeamPrediction against BeamObservation as they arrive.
 
-It prints, every ``report_period_s``, the live Top-1 and Top-k accuracy of the current step and of
+It logs (INFO), every ``report_period_s``, the live Top-1 and Top-k accuracy of the current step and of
 the whole horizon, the power loss versus the optimal beam in dB, the tracker's inference latency
 and the end-to-end latency (newest sensor stamp -> prediction received here). The main job
 (``make demo``) runs it next to the simulator and the tracker; it also serves anyone who wants
@@ -98,16 +98,14 @@ class LiveEvalNode(Node):
             s = self.score.summary()
             lat = np.asarray(self.latency)
             e2e = np.asarray(self.e2e)
-            print(
+            self.get_logger().info(
                 f"[{elapsed:5.1f} s] {self.model}: scored {s['n'][0]} frames | "
                 f"now Top-1 {s['top1'][0]:.3f} Top-{self.k} {s['topk'][0]:.3f} | "
                 f"horizon Top-1 {np.nanmean(s['top1']):.3f} Top-{self.k} {np.nanmean(s['topk']):.3f} | "
                 f"MPR {np.nanmean(s['mpr']):.3f} power loss {np.nanmean(s['power_loss_db']):.2f} dB"
                 f"{self._references(s)} | "
                 f"latency p50 {np.percentile(lat, 50):.2f} ms p99 {np.percentile(lat, 99):.2f} ms | "
-                f"end-to-end p50 {np.percentile(e2e, 50):.1f} ms",
-                flush=True,
-            )
+                f"end-to-end p50 {np.percentile(e2e, 50):.1f} ms")
         if self.duration and elapsed >= self.duration:
             raise SystemExit(0 if self.score is not None and self.score.summary()["n"][0] > 0 else 1)
 
