@@ -36,6 +36,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..modalities import SENSORS
+
 LOG = logging.getLogger(__name__)
 
 PACKAGE = "beam_tracking_ros"
@@ -486,7 +488,7 @@ def bag_frames(path: str | os.PathLike[str], modalities: Sequence[str], *,
 
 
 def build_from_bags(root: str | os.PathLike[str], bags: Sequence[str | os.PathLike[str]], *,
-                    modalities: Sequence[str] = ("camera", "radar", "lidar", "gnss"),
+                    modalities: Sequence[str] = SENSORS,
                     topics: Mapping[str, str] | None = None, P: int = 8, H: int = 3, cfg: Any = None,
                     slop: float = 0.05, queue_size: int = 30,
                     fractions: Sequence[float] = (0.8, 0.1, 0.1),

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from ..modalities import SENSORS
 from .builder import assign_splits, build_dataset
 from .preprocess import PreprocessConfig, PreprocessError, preprocess_frame, radar_cube_maps
 
@@ -243,7 +244,7 @@ def _features(cfg: PreprocessConfig, modalities: Sequence[str], n_angle: int):
 
 
 def import_deepsense(folder: str | os.PathLike[str], root: str | os.PathLike[str], *,
-                     modalities: Sequence[str] = ("camera", "radar", "lidar", "gnss"), P: int = 8, H: int = 3,
+                     modalities: Sequence[str] = SENSORS, P: int = 8, H: int = 3,
                      cfg: PreprocessConfig | None = None, fractions: Sequence[float] = (0.8, 0.1, 0.1),
                      seed: int = 0, chunk_size: int = 256, radar_angle_bins: int = 64,
                      max_gap: float | None = 1.0) -> dict[str, Any]:
