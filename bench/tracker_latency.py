@@ -7,7 +7,10 @@ LiDAR ~11k points, GNSS) at ``--rate`` Hz with fresh wall-clock stamps. It repor
 - node latency: from the last message of a synchronized set arriving in the tracker to the
   prediction being published (``BeamPrediction.inference_latency_ms``), p50 / p99;
 - end to end: from the newest sensor stamp to the prediction's arrival in the player process;
-- frames dropped: synchronized sets published minus predictions received (after the window filled);
+- frames thinned: sets the tracker skipped because they came faster than the frame period the model was
+  trained at (its card's window_policy: 20 Hz input to a 10 Hz model skips every other set, by design);
+- frames dropped: synchronized sets published minus those thinned minus predictions received (after the
+  window filled): what the node lost;
 - CPU use of the tracker process (user + system time over wall time, 100% = one core).
 
     source env.sh && python bench/tracker_latency.py                 # student and teacher, 20 Hz, 30 s
@@ -33,6 +36,7 @@ import numpy as np, rclpy
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, PointCloud2, NavSatFix
 from beam_tracking_ros.msg import BeamPrediction
+from diagnostic_msgs.msg import DiagnosticArray
 from beam_tracking_ros.io import convert
 from beam_tracking_ros.sim import SimConfig, Simulator
 
@@ -51,6 +55,12 @@ def on_pred(m):
     got.append((time.time(), convert.stamp_to_sec(m.header.stamp), m.inference_latency_ms))
 n.create_subscription(BeamPrediction, "/rsu/beam_prediction", on_pred,
                       QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE))
+diag = {}
+def on_diag(m):
+    for st in m.status:
+        if st.name.startswith("beam_tracker"):
+            diag.update({kv.key: kv.value for kv in st.values})
+n.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
 deadline = time.time() + 60
 while time.time() < deadline and any(pubs[s].get_subscription_count() == 0 for s in sensors):
     rclpy.spin_once(n, timeout_sec=0.05)
@@ -75,10 +85,11 @@ for i in range(count):
         left = t_next - time.time()
         if left <= 0: break
         rclpy.spin_once(n, timeout_sec=min(left, 0.005))
-end = time.time() + 2.0
+end = time.time() + 2.5  # the last predictions and a /diagnostics report after them
 while time.time() < end:
     rclpy.spin_once(n, timeout_sec=0.02)
-print(json.dumps({"sent": count, "got": got}))
+print(json.dumps({"sent": count, "got": got, "skipped": int(diag.get("frames_skipped", 0) or 0),
+                  "period_s": diag.get("frame_period_s", "")}))
 """
 
 
@@ -121,7 +132,7 @@ def run(model: str, rate: float, seconds: float, backend: str, transport: str, c
     got = data["got"]
     node = [g[2] for g in got]
     e2e = [(g[0] - g[1]) * 1e3 for g in got]
-    expected = data["sent"] - (card["P"] - 1)
+    expected = data["sent"] - data["skipped"] - (card["P"] - 1)
     return {
         "model": model, "transport": transport, "camera": camera, "role": card["role"],
         "inputs": "+".join(card["modalities"]),
@@ -129,7 +140,8 @@ def run(model: str, rate: float, seconds: float, backend: str, transport: str, c
         "params": card["parameters"], "flops": card["flops"],
         "node_p50": percentile(node, 50), "node_p99": percentile(node, 99),
         "e2e_p50": percentile(e2e, 50), "e2e_p99": percentile(e2e, 99),
-        "sent": data["sent"], "predictions": len(got), "dropped": max(0, expected - len(got)),
+        "sent": data["sent"], "predictions": len(got), "thinned": data["skipped"],
+        "model_period_s": data["period_s"], "dropped": max(0, expected - len(got)),
         "cpu_percent": 100.0 * (cpu1 - cpu0) / (wall1 - wall0),
     }
 
@@ -153,14 +165,15 @@ def main() -> int:
         return 0
     print(f"beam_tracker latency, {args.rate:g} Hz camera {args.camera} + radar + LiDAR + GPS from another process, "
           f"{args.seconds:g} s, "
-          f"{os.cpu_count()} cores")
+          f"{os.cpu_count()} cores; models trained at frame periods "
+          f"{sorted({str(r['model_period_s']) for r in rows})} s (faster input is thinned to that)")
     print(f"{'transport':9} {'model':10} {'inputs':40} {'params':>9} {'MFLOPs':>8} {'node p50':>9} {'node p99':>9} "
-          f"{'e2e p50':>8} {'e2e p99':>8} {'preds':>6} {'dropped':>7} {'CPU %':>6}")
+          f"{'e2e p50':>8} {'e2e p99':>8} {'preds':>6} {'thinned':>7} {'dropped':>7} {'CPU %':>6}")
     for r in rows:
         print(f"{r['transport']:9} {r['model']:10} {r['inputs'][:40]:40} {r['params']:>9,} {r['flops'] / 1e6:>8.2f} "
               f"{r['node_p50']:>7.2f}ms "
               f"{r['node_p99']:>7.2f}ms {r['e2e_p50']:>6.2f}ms {r['e2e_p99']:>6.2f}ms {r['predictions']:>6} "
-              f"{r['dropped']:>7} {r['cpu_percent']:>6.1f}")
+              f"{r['thinned']:>7} {r['dropped']:>7} {r['cpu_percent']:>6.1f}")
     return 0
 
 
