@@ -16,7 +16,13 @@ COLUMNS = ["index", "unit1_rgb", "unit1_radar", "unit1_lidar", "unit1_loc", "uni
            "unit1_beam", "unit1_max_pwr", "time_stamp[UTC]", "seq_index"]
 
 
-def _make_scenario(folder, seqs=(1, 2, 3), n=7):
+def _clock(seq: int, k: int) -> str:
+    return f"['11:{20 + seq}:{10 + k // 10:02d}-{(k % 10) * 100000:06d}']"
+
+
+def _make_scenario(folder, seqs=(1, 2, 3), n=7, cube=(4, 16, 8), stamp=_clock, powers=None):
+    """``cube``: (Rx, samples, chirps) of the radar files; ``stamp(seq, k)`` the CSV time stamp;
+    ``powers``: {index: linear powers} replacing those rows' power files."""
     rng = np.random.default_rng(0)
     for sub in ("unit1/camera_data", "unit1/radar_data", "unit1/lidar_data", "unit1/mmWave_data",
                 "unit1/GPS_data", "unit2/GPS_data"):
@@ -31,10 +37,12 @@ def _make_scenario(folder, seqs=(1, 2, 3), n=7):
             lin[beam] = 0.5
             if k == 2:
                 lin[(beam + 7) % 64] = np.nan  # NaN beams exist in the real data
+            if powers and idx in powers:
+                lin = np.asarray(powers[idx], dtype=np.float64)
             np.savetxt(folder / f"unit1/mmWave_data/mmWave_power_{idx}.txt", lin)
             (folder / f"unit2/GPS_data/gps_location_{idx}.txt").write_text(f"{33.4200 + 1e-5 * k}\n-111.9290\n")
-            cube = (rng.normal(size=(4, 16, 8)) + 1j * rng.normal(size=(4, 16, 8))).astype(np.complex64)
-            np.save(folder / f"unit1/radar_data/radar_data_{idx}.npy", cube)
+            cube_ = (rng.normal(size=cube) + 1j * rng.normal(size=cube)).astype(np.complex64)
+            np.save(folder / f"unit1/radar_data/radar_data_{idx}.npy", cube_)
             pts = rng.uniform(-20, 20, (30, 3))
             body = "\n".join(f"{x:.3f} {y:.3f} {z:.3f} {i}" for (x, y, z), i in zip(pts, range(30)))
             (folder / f"unit1/lidar_data/lidar_data_{idx}.ply").write_text(
@@ -54,7 +62,7 @@ def _make_scenario(folder, seqs=(1, 2, 3), n=7):
                 "unit2_loc": f"./unit2/GPS_data/gps_location_{idx}.txt",
                 "unit1_pwr_60ghz": f"./unit1/mmWave_data/mmWave_power_{idx}.txt",
                 "unit1_beam": beam + 1, "unit1_max_pwr": 0.5,
-                "time_stamp[UTC]": f"['11:{20 + seq}:{10 + k // 10:02d}-{(k % 10) * 100000:06d}']",
+                "time_stamp[UTC]": stamp(seq, k),
                 "seq_index": seq,
             })
     with open(folder / "scenario9.csv", "w", newline="") as fh:
@@ -121,3 +129,71 @@ def test_read_binary_ply(tmp_path):
             b"property float z\nproperty ushort intensity\nend_header\n")
     (tmp_path / "a.ply").write_bytes(head + pts.tobytes())
     np.testing.assert_array_equal(read_ply(tmp_path / "a.ply"), [[1, 2, 3, 7], [4, 5, 6, 9]])
+
+
+def test_the_published_radar_layout_imports_with_the_defaults(tmp_path):
+    """Scenario 9's cubes have 128 chirps, more than the old fixed 64 FFT bins: every frame was dropped with
+    the reason swallowed. The bins now come from the cubes; a value too small is refused up front."""
+    folder = _make_scenario(tmp_path / "s", seqs=(1, 2, 3), n=6, cube=(4, 8, 96))
+    meta = import_deepsense(folder, tmp_path / "ds", modalities=("radar",), P=2, H=1, cfg=CFG)
+    assert meta["radar_angle_bins"] == 96 and sum(meta["counts"].values()) == 3 * (6 - 1 - 1)
+    assert DatasetReader(tmp_path / "ds").get("train", 0)["radar_maps"].shape == (2, 2, 8, 96)
+    with pytest.raises(DeepSenseError, match=r"--radar-angle-bins 64 is below the cube's 4 antennas / 96 chirps.*"
+                                             r"pass --radar-angle-bins 96"):
+        import_deepsense(folder, tmp_path / "ds2", modalities=("radar",), P=2, H=1, cfg=CFG, radar_angle_bins=64)
+    assert not is_complete(tmp_path / "ds2")
+
+
+def test_a_build_without_samples_says_why_frames_were_dropped(tmp_path):
+    folder = _make_scenario(tmp_path / "s", seqs=(1,), n=5, cube=(4, 8, 8))
+    for f in (folder / "unit1/radar_data").glob("*.npy"):
+        np.save(f, np.full((4, 8, 8), np.nan, np.complex64))  # every cube corrupt
+    with pytest.raises(ValueError, match="first radar drop: radar: radar cube contains NaN/inf"):
+        import_deepsense(folder, tmp_path / "ds", modalities=("radar",), P=2, H=1, cfg=CFG)
+
+
+def test_time_stamps_in_the_scenarios_form_are_read_and_gaps_cut_windows(tmp_path):
+    """['11-46-34.349'] (dashes, as the scenarios write it) was not parsed: stamps fell back to index x 0.1 s and
+    windows spanned the real gaps. Frame 3 of every sequence comes 2 s late here: no window may span it."""
+    def stamp(seq: int, k: int) -> str:
+        t = 10.0 + 0.1 * k + (2.0 if k >= 3 else 0.0)
+        return f"['11-{20 + seq}-{int(t):02d}.{round((t % 1) * 1000):03d}']"
+
+    folder = _make_scenario(tmp_path / "s", seqs=(1, 2, 3), n=7, stamp=stamp)
+    meta = import_deepsense(folder, tmp_path / "ds", modalities=("gnss",), P=2, H=1, cfg=CFG)
+    assert meta["import"]["rows_without_time_stamp"] == 0
+    assert meta["build_stats"]["resets"] == 3  # one cut per sequence, at the 2 s gap
+    # frames 0-2 give 1 sample (P=2, H=1), frames 3-6 give 2: the window never spans the gap
+    assert sum(meta["counts"].values()) == 3 * (1 + 2)
+    r = DatasetReader(tmp_path / "ds")
+    stamps = sorted(float(x) % 60 for sp in ("train", "val", "test") for x in r.column(sp, "stamp"))
+    assert stamps[0] == pytest.approx(10.1) and 12.3 < stamps[-1] < 12.6
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("['11-46-34.349']", 42394.349), ("11:46:34-349000", 42394.349),
+                                               ("2021-07-13 11:46:34", 42394.0), ("", None), ("index 7", None)])
+def test_time_stamp_forms(text, seconds):
+    from beam_tracking_ros.data.deepsense import _parse_time
+
+    got = _parse_time(text)
+    assert (got is None) if seconds is None else got == pytest.approx(seconds)
+
+
+def test_non_finite_powers_are_counted_and_an_all_nan_row_is_unlabelled(tmp_path):
+    """A power file with non-finite lines is repaired and counted; one without any finite power was labelled
+    beam 0 with -200 dB -- it is unlabelled now (no sample ends on it or spans it)."""
+    folder = _make_scenario(tmp_path / "s", seqs=(1,), n=8, powers={6: [np.nan] * 64})
+    meta = import_deepsense(folder, tmp_path / "ds", modalities=("gnss",), P=2, H=1, cfg=CFG)
+    imp = meta["import"]
+    assert (imp["repaired_power_rows"], imp["unlabelled_rows"], imp["disagreeing_rows"]) == (1, 1, 0)
+    # the powers are relative dB, and are printed so (they were printed as dBm)
+    from beam_tracking_ros.train.trainer import format_metrics, rss_unit
+
+    assert rss_unit(meta) == "dB" and rss_unit({"source": "builtin_simulator"}) == "dBm"
+    assert "RSS -61.0 dB," in format_metrics({"mean_rss_dbm": -61.0, "rss_unit": rss_unit(meta), "ampr": 0.5}) + ","
+    assert meta["build_stats"]["unlabelled_frames"] == 1
+    r = DatasetReader(tmp_path / "ds")
+    powers = np.concatenate([r.column(sp, "powers_dbm") for sp in ("train", "val", "test") if r.count(sp)])
+    assert np.isfinite(powers).all() and powers.min() > -100  # no -200 dB filler
+    # row 6 is frame 5: frames 0-4 give samples at 1..3 (P=2, H=1); frames 6-7 give none (no label after 7)
+    assert sum(meta["counts"].values()) == 3

@@ -83,11 +83,12 @@ class BuildStats:
     unlabelled_frames: int = 0
     resets: int = 0  # continuity breaks (gaps, stamps backwards, drops)
     drop_reasons: dict[str, int] = field(default_factory=dict)
+    drop_examples: dict[str, str] = field(default_factory=dict)  # the first message per modality
 
     def to_dict(self) -> dict[str, Any]:
         return {"frames": self.frames, "samples": dict(self.samples), "dropped_frames": self.dropped_frames,
                 "unlabelled_frames": self.unlabelled_frames, "resets": self.resets,
-                "drop_reasons": dict(self.drop_reasons)}
+                "drop_reasons": dict(self.drop_reasons), "drop_examples": dict(self.drop_examples)}
 
 
 def _label_of(frame: Any) -> Any:
@@ -189,6 +190,7 @@ class EpisodeWindower:
             except PreprocessError as exc:
                 self.stats.dropped_frames += 1
                 self.stats.drop_reasons[exc.modality] = self.stats.drop_reasons.get(exc.modality, 0) + 1
+                self.stats.drop_examples.setdefault(exc.modality, str(exc))
                 if restart():
                     yield ("break",)
                 continue
@@ -314,7 +316,8 @@ def build_dataset(
                 f"no samples: {stats.frames} frames gave no complete window of P={P} frames with "
                 f"H={H} future labels (frames dropped because a required modality was missing or "
                 f"malformed: {stats.dropped_frames} {stats.drop_reasons}; unlabelled "
-                f"{stats.unlabelled_frames}, continuity resets {stats.resets})")
+                f"{stats.unlabelled_frames}, continuity resets {stats.resets})"
+                + "".join(f"; first {m} drop: {msg}" for m, msg in stats.drop_examples.items()))
         writer.meta.update(info_to_meta(info))
         writer.meta["build_stats"] = stats.to_dict()
         writer.meta["window_policy"] = windower.measured_policy().to_dict()

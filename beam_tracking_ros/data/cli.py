@@ -128,7 +128,8 @@ def register(subparsers: Any) -> None:
     d = sub.add_parser("import-deepsense", help="import a DeepSense 6G scenario folder")
     _common(d, default_mods="radar,lidar,gnss")
     d.add_argument("folder", help="scenario folder holding scenarioX.csv and unit1/, unit2/")
-    d.add_argument("--radar-angle-bins", type=int, default=64, help="angle FFT size of the radar maps")
+    d.add_argument("--radar-angle-bins", type=int, default=None,
+                   help="angle/Doppler FFT size of the radar maps (default: from the cubes, 64 or their chirps)")
     d.set_defaults(func=_import_deepsense)
 
 
@@ -193,9 +194,15 @@ def _import_deepsense(args: argparse.Namespace) -> int:
     def go(a: argparse.Namespace) -> None:
         from .deepsense import import_deepsense
 
-        import_deepsense(a.folder, a.out, modalities=a.modalities, P=a.P, H=a.H, cfg=_preprocess(a.preprocess),
-                         fractions=a.splits, seed=a.seed, chunk_size=a.chunk_size,
-                         radar_angle_bins=a.radar_angle_bins)
+        meta = import_deepsense(a.folder, a.out, modalities=a.modalities, P=a.P, H=a.H,
+                                cfg=_preprocess(a.preprocess), fractions=a.splits, seed=a.seed,
+                                chunk_size=a.chunk_size, radar_angle_bins=a.radar_angle_bins)
+        imp = meta.get("import", {})
+        print(f"imported {meta.get('rows')} rows: {imp.get('repaired_power_rows', 0)} power file(s) repaired "
+              f"(non-finite beams set to the row's minimum), {imp.get('unlabelled_rows', 0)} unlabelled (no finite "
+              f"power), {imp.get('disagreeing_rows', 0)} released unit1_beam(s) disagreeing with the power argmax, "
+              f"{imp.get('rows_without_time_stamp', 0)} without a readable time stamp; powers are "
+              f"{meta.get('powers_unit')}")
         _print_summary(a.out)
 
     return _run(go, args)

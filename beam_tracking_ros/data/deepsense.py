@@ -5,7 +5,8 @@ Layout of a scenario folder (as distributed, e.g. ``scenario9/``)::
     scenarioX.csv            one row per sample; columns used here:
         index                 sample index (1-based, not necessarily contiguous)
         seq_index             sequence (pass-by) id -> our episode
-        time_stamp / time_stamp[UTC]   'HH:MM:SS-microseconds' (optional; index * 0.1 s otherwise)
+        time_stamp / time_stamp[UTC]   clock of day, e.g. ['11-46-34.349'] or 'HH:MM:SS-microseconds' (optional;
+                              index * 0.1 s otherwise)
         unit1_rgb             ./unit1/camera_data/image_<i>.jpg      (camera, BS side)
         unit1_radar           ./unit1/radar_data/radar_data_<i>.npy  complex cube (Rx antennas, samples, chirps)
         unit1_lidar           ./unit1/lidar_data/lidar_data_<i>.ply  (ASCII or binary PLY x y z intensity)
@@ -15,9 +16,11 @@ Layout of a scenario folder (as distributed, e.g. ``scenario9/``)::
         unit1_beam            released optimal beam, 1-based (checked against argmax of the powers)
 
 Mapping: sequences -> episodes; each sample -> a frame; labels: ``powers_dbm`` = 10 log10 of the 64
-linear powers (relative dB, the dataset is not calibrated to dBm), NaN beams set to the row's minimum so
-they never become the optimum, ``beams`` = argmax (the released 1-based ``unit1_beam`` minus one agrees
-with it on clean rows; disagreements are counted in meta). GPS: the vehicle's lat/lon relative to the
+linear powers (relative dB: the dataset is not calibrated to dBm, whatever the store's key says), NaN beams
+set to the row's minimum so they never become the optimum (the row is counted as repaired), a row without
+any finite positive power is unlabelled (no sample ends or spans it), ``beams`` = argmax (the released
+1-based ``unit1_beam`` minus one agrees with it on clean rows; disagreements are counted). The counts are
+logged, printed by the CLI and stored in meta (``import``). GPS: the vehicle's lat/lon relative to the
 base station (``unit1_loc`` becomes ``gps_reference``). Radar cubes go through Ma et al.'s range-angle /
 range-Doppler FFT maps (``preprocess.radar_cube_maps``) instead of the point-detection path, since the
 sensor delivers raw cubes. JPEG decoding needs Pillow; without it only non-camera modalities import.
@@ -65,7 +68,7 @@ class _Row:
 
     stamp: float
     files: dict[str, Path]
-    beam: _Label
+    beam: _Label | None
     bs_loc: Path | None
 
 
@@ -140,12 +143,18 @@ def read_jpeg_bgra(path: Path) -> np.ndarray:
     return out
 
 
+_CLOCK = re.compile(r"(?<!\d)(\d{1,2})[:-](\d{2})[:-](\d{2})(?:[.-](\d+))?(?!\d)")
+
+
 def _parse_time(value: str) -> float | None:
-    m = re.search(r"(\d+):(\d+):(\d+)(?:[-.](\d+))?", value or "")
-    if not m:
-        return None
-    h, mi, s, frac = m.groups()
-    return int(h) * 3600 + int(mi) * 60 + int(s) + (float(f"0.{frac}") if frac else 0.0)
+    """Seconds of the day of a DeepSense time stamp: ``['11-46-34.349']`` (the scenarios' form),
+    ``11:46:34-349000``, with or without the brackets and quotes; None when there is none. A date in front
+    (``2021-07-13 11:46:34``) is skipped: only an hour < 24 with minutes and seconds < 60 counts."""
+    for m in _CLOCK.finditer(value or ""):
+        h, mi, sec, frac = m.groups()
+        if int(h) < 24 and int(mi) < 60 and int(sec) < 60:
+            return int(h) * 3600 + int(mi) * 60 + int(sec) + (float(f"0.{frac}") if frac else 0.0)
+    return None
 
 
 def scan(folder: str | os.PathLike[str], modalities: Sequence[str]) -> tuple[dict[int, list[_Row]], dict[str, Any]]:
@@ -176,7 +185,7 @@ def scan(folder: str | os.PathLike[str], modalities: Sequence[str]) -> tuple[dic
 
     missing: list[str] = []
     seqs: dict[int, list[tuple[int, _Row]]] = {}
-    disagree = 0
+    disagree, repaired, unlabelled, untimed = [], 0, 0, 0
     for r in rows:
         idx = r["index"]
         files = {m: resolve(r[MODALITY_COLUMNS[m]], MODALITY_COLUMNS[m], idx) for m in modalities}
@@ -190,10 +199,14 @@ def scan(folder: str | os.PathLike[str], modalities: Sequence[str]) -> tuple[dic
         lin = read_text_floats(pwr)
         if lin.size != N_BEAMS:
             raise DeepSenseError(f"{pwr}: expected {N_BEAMS} beam powers, found {lin.size}")
-        label = _label(lin)
-        if r.get("unit1_beam", "").strip() not in ("", "nan") and int(float(r["unit1_beam"])) - 1 != label.optimal_beam:
-            disagree += 1
+        label, fixed = _label(lin)
+        repaired += fixed
+        unlabelled += label is None
+        released = r.get("unit1_beam", "").strip()
+        if label is not None and released not in ("", "nan") and int(float(released)) - 1 != label.optimal_beam:
+            disagree.append(idx)
         t = _parse_time(r.get(time_col, "")) if time_col else None
+        untimed += bool(time_col) and t is None
         stamp = t if t is not None else int(idx) * 0.1
         seqs.setdefault(int(float(r["seq_index"])), []).append((int(idx), _Row(stamp, files, label, bs)))
     if missing:
@@ -203,18 +216,46 @@ def scan(folder: str | os.PathLike[str], modalities: Sequence[str]) -> tuple[dic
         for a, b in itertools.pairwise(rows_):
             if b.stamp + 43200 < a.stamp:
                 b.stamp += 86400
-    info = {"csv": str(csv_path), "rows": len(rows), "label_disagreements": disagree}
+    info = {"csv": str(csv_path), "rows": len(rows), "label_disagreements": len(disagree),
+            "import": {"repaired_power_rows": repaired, "unlabelled_rows": unlabelled,
+                       "disagreeing_rows": len(disagree), "disagreeing_indices": disagree[:20],
+                       "rows_without_time_stamp": untimed, "time_column": time_col}}
+    if repaired or unlabelled or disagree or untimed:
+        LOG.warning("%s: %d power file(s) with non-finite beams repaired (set to the row's minimum), %d row(s) "
+                    "unlabelled (no finite power), %d released unit1_beam(s) disagree with the power argmax%s, "
+                    "%d time stamp(s) unreadable (index x 0.1 s used)", csv_path, repaired, unlabelled,
+                    len(disagree), f" (indices {disagree[:5]})" if disagree else "", untimed)
     return out, info
 
 
-def _label(lin: np.ndarray) -> _Label:
+def _label(lin: np.ndarray) -> tuple[_Label | None, bool]:
+    """(label, repaired): None for a row without any finite positive power (unlabelled, not beam 0);
+    repaired when some beams were non-finite or non-positive and were set to the row's minimum."""
     finite = np.isfinite(lin) & (lin > 0)
     if not finite.any():
-        db = np.full(lin.shape, -200.0, np.float32)
-        return _Label(db, 0)
-    db = np.where(finite, 10.0 * np.log10(np.where(finite, lin, 1.0)), np.nan)
-    db = np.where(finite, db, np.nanmin(db)).astype(np.float32)
-    return _Label(db, int(np.argmax(db)))
+        return None, False
+    db = 10.0 * np.log10(np.where(finite, lin, 1.0))
+    db = np.where(finite, db, db[finite].min()).astype(np.float32)
+    return _Label(db, int(np.argmax(db))), not bool(finite.all())
+
+
+def _radar_bins(first_cube: Path, requested: int | None) -> int:
+    """The angle/Doppler FFT size for the cubes of this scenario (see :func:`import_deepsense`)."""
+    try:
+        shape = np.load(first_cube, mmap_mode="r", allow_pickle=False).shape
+    except (OSError, ValueError) as exc:
+        raise DeepSenseError(f"{first_cube}: not a readable .npy radar cube ({exc})") from exc
+    if len(shape) != 3:
+        raise DeepSenseError(f"{first_cube}: expected a (Rx antennas, samples, chirps) cube, got shape {shape}")
+    antennas, _samples, chirps = shape
+    need = max(antennas, chirps)
+    if requested is None:
+        return max(64, need)
+    if requested < need:
+        raise DeepSenseError(f"--radar-angle-bins {requested} is below the cube's {antennas} antennas / {chirps} "
+                             f"chirps ({first_cube.name}: {shape}); pass --radar-angle-bins {max(64, need)} or "
+                             "leave it out to take it from the cubes")
+    return requested
 
 
 def _features(cfg: PreprocessConfig, modalities: Sequence[str], n_angle: int):
@@ -246,12 +287,15 @@ def _features(cfg: PreprocessConfig, modalities: Sequence[str], n_angle: int):
 def import_deepsense(folder: str | os.PathLike[str], root: str | os.PathLike[str], *,
                      modalities: Sequence[str] = SENSORS, P: int = 8, H: int = 3,
                      cfg: PreprocessConfig | None = None, fractions: Sequence[float] = (0.8, 0.1, 0.1),
-                     seed: int = 0, chunk_size: int = 256, radar_angle_bins: int = 64,
+                     seed: int = 0, chunk_size: int = 256, radar_angle_bins: int | None = None,
                      max_gap: float | None = 1.0) -> dict[str, Any]:
     """Import a DeepSense 6G scenario folder into a dataset at ``root`` (returns its meta).
 
     Everything referenced by the CSV is checked first (missing columns or files -> DeepSenseError naming
-    them), so a partial download fails before anything is written.
+    them), so a partial download fails before anything is written. ``radar_angle_bins`` (the angle and
+    Doppler FFT size of the radar maps) defaults to the first cube's layout: 64, or its chirp count when
+    that is larger (scenario 9: 4 Rx x 256 samples x 128 chirps -> 128); a value below the cube's antennas
+    or chirps is refused before anything is built.
     """
     if "camera" in modalities:
         try:
@@ -260,6 +304,9 @@ def import_deepsense(folder: str | os.PathLike[str], root: str | os.PathLike[str
             raise DeepSenseError("camera: decoding DeepSense .jpg images needs Pillow (pip install pillow); "
                                  "install it or import without the camera modality") from exc
     seqs, info = scan(folder, modalities)
+    if "radar" in modalities:
+        radar_angle_bins = _radar_bins(next(iter(seqs.values()))[0].files["radar"], radar_angle_bins)
+        info["radar_angle_bins"] = radar_angle_bins
     if cfg is None:
         ref = (0.0, 0.0, 0.0)
         if "gnss" in modalities:

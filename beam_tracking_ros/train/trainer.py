@@ -493,8 +493,8 @@ def format_metrics(m: Mapping[str, Any]) -> str:
         parts.append(f"ADBA {m['adba']:.3f}")
     if "ampr" in m:
         parts.append(f"MPR {m['ampr']:.3f}")
-    if "mean_rss_dbm" in m:
-        parts.append(f"RSS {m['mean_rss_dbm']:.1f} dBm")
+    if "mean_rss_dbm" in m:  # "dB" for datasets whose powers are not calibrated (DeepSense 6G)
+        parts.append(f"RSS {m['mean_rss_dbm']:.1f} {m.get('rss_unit', 'dBm')}")
     if "mean_power_loss_db" in m:
         parts.append(f"power loss {m['mean_power_loss_db']:.2f} dB")
     return ", ".join(parts)
@@ -814,6 +814,7 @@ def _fit(cfg: RunConfig, out: Path, env: DistEnv, device: torch.device, teacher_
         test_loader = make_loader(test_ds, tcfg.batch_size, False, tcfg.seed, 0, env)
         metrics["test"] = evaluate_model(student, test_loader, student_mods, device, tcfg.focal_alpha,
                                          tcfg.focal_gamma)
+        metrics["test"]["rss_unit"] = rss_unit(info.meta)
         log(f"test: {format_metrics(metrics['test'])}")
         refs = _references(cfg.data)
         if refs:
@@ -952,4 +953,10 @@ def evaluate_run(run_dir: str | Path, split: str = "test", data_path: str | None
     res = evaluate_model(model, loader, mods, torch.device(device), cfg.train.focal_alpha, cfg.train.focal_gamma)
     res["split"] = split
     res["dataset_hash"] = info.dataset_hash
+    res["rss_unit"] = rss_unit(info.meta)
     return res
+
+
+def rss_unit(meta: Mapping[str, Any]) -> str:
+    """'dBm' for calibrated powers (the simulator, CARLA); 'dB' where the dataset says they are relative."""
+    return "dB" if "uncalibrated" in str(meta.get("powers_unit", "")) else "dBm"
