@@ -175,7 +175,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .trainer import evaluate_run, format_metrics
 
     res = evaluate_run(args.run, args.split, data_path=args.data, batch_size=args.batch_size, device=args.device)
-    if args.data is None:
+    if args.data is None and (Path(args.run) / "model.json").is_file():  # a run, not an exported model dir
         write_json(res, Path(args.run) / f"metrics_{args.split}.json")
     if args.json:
         print(json.dumps(res, indent=2))

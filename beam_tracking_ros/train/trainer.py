@@ -513,10 +513,16 @@ def package_version() -> str:
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model of a run directory (``model.json`` + ``model.pt``), safely; returns (model, card)."""
+    """Rebuild the model of a run directory (``model.json`` + ``model.pt``), safely; returns (model, card).
+
+    An exported model directory (``model_card.json``, e.g. ``models/student``) is accepted too, so
+    ``beam-tracking evaluate models/student`` scores a shipped model on its dataset's split.
+    """
     d = Path(run_dir)
     if not d.is_dir():
         raise CheckpointError(f"run {str(d)!r}: no such directory")
+    if not (d / "model.json").is_file() and (d / "model_card.json").is_file():
+        return _load_exported(d, device)
     card = read_json(d / "model.json", "run card")
     if card.get("format") != RUN_FORMAT:
         raise CheckpointError(f"run card {str(d / 'model.json')!r}: not a {RUN_FORMAT} file")
@@ -529,6 +535,27 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[n
     load_state_dict_checked(model, state, f"model weights {str(d / 'model.pt')!r}")
     model.to(device).eval()
     return model, card
+
+
+def _load_exported(d: Path, device: str | torch.device) -> tuple[nn.Module, dict[str, Any]]:
+    """An exported model as a run: the architecture and weights its card names, checked against the card."""
+    from ..inference import TorchPredictor, build_from_card, check_against_card
+    from ..models.card import validate_card
+
+    where = str(d / "model_card.json")
+    card = validate_card(read_json(d / "model_card.json", "model card"), where)
+    model = build_from_card(card, d / (card["files"].get("weights") or "model.pt"), where)
+    check_against_card(TorchPredictor(model, card), card, where)
+    if not card.get("config"):
+        raise CheckpointError(f"{where}: no training config in the card: its dataset is unknown")
+    arch = card["architecture"]
+    run_card = {"format": RUN_FORMAT, "exported": str(d), "name": card["name"], "role": card["role"],
+                "config": card["config"],
+                "model": {"name": arch["name"], "kwargs": arch["kwargs"], "modalities": list(card["modalities"]),
+                          "input_shapes": card["input_shapes"], "window": card["P"], "horizon": card["H"],
+                          "num_beams": card["num_beams"], "feature_dims": card.get("feature_dims") or {}},
+                "dataset": card.get("dataset") or {}}
+    return model.to(device).eval(), run_card
 
 
 def _check_teacher_fit(card: Mapping[str, Any], info: DataInfo) -> None:
