@@ -49,7 +49,7 @@ def _live(frames, policy: ContinuityPolicy) -> tuple[list[float], BeamTracker]:
 def test_policy_rules_and_round_trip() -> None:
     pol = ContinuityPolicy(period_s=0.1, max_gap_s=0.5)
     assert pol.breaks(None, 1.0) is None and pol.breaks(1.0, 1.1) is None
-    assert pol.breaks(1.0, 1.0) == "backwards" and pol.breaks(1.0, 0.5) == "backwards"
+    assert pol.breaks(1.0, 1.0) == "duplicate" and pol.breaks(1.0, 0.5) == "backwards"
     assert pol.breaks(1.0, 1.6) == "gap"
     assert pol.too_early(1.0, 1.05) and not pol.too_early(1.0, 1.08) and not pol.too_early(None, 1.0)
     assert pol.rate_mismatch(0.2) and not pol.rate_mismatch(0.11) and not pol.rate_mismatch(None)
@@ -74,6 +74,13 @@ def test_a_live_window_never_spans_a_hole_the_builder_cut(tmp_path) -> None:
     # windows of P=3 in: frames 0-3 | (4 dropped) 5-7 | the hole | 1.5-2.0 | looped back to 0.0-0.4
     assert offline == [0.2, 0.3, 0.7, 1.7, 1.8, 1.9, 2.0, 0.2, 0.3, 0.4]
     assert dict(tracker.stats.breaks) == {"dropped": 1, "gap": 1, "backwards": 1}
+
+
+def test_a_duplicate_stamp_restarts_the_window_and_says_so() -> None:
+    frames = [_frame(k, 1.0 + 0.1 * k) for k in range(5)]
+    frames.insert(3, _frame(9, frames[2].stamp))  # the same instant twice
+    live, tracker = _live(frames, ContinuityPolicy(period_s=0.1))
+    assert dict(tracker.stats.breaks) == {"duplicate": 1} and live == [1.2, 1.4]
 
 
 def test_a_faster_source_is_thinned_to_the_models_period() -> None:

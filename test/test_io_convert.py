@@ -510,3 +510,14 @@ def test_qos_profiles():
         qos.qos_by_name("fast")
     with pytest.raises(ValueError, match="depth"):
         qos.sensor_qos(0)
+
+
+def test_absurd_magnitudes_are_refused_naming_the_field():
+    pts = _rng(5).normal(0, 20, (200, 4)).astype(np.float32)
+    np.testing.assert_array_equal(cv.check_magnitude(pts, 1e4, "lidar"), pts)
+    swapped = pts.byteswap()  # the right layout read with the wrong byte order: a quarter of values > 1e4
+    assert np.nanmax(np.abs(swapped)) > 1e30
+    with pytest.raises(cv.AbsurdValueError, match=r"lidar: \d+ point\(s\) beyond \+-10000 in field\(s\) "
+                                                  r"\['x', 'y', 'z', 'intensity'\].*byte-swapped"):
+        cv.check_magnitude(swapped, 1e4, "lidar", ("x", "y", "z", "intensity"))
+    assert cv.AbsurdValueError.kind == "absurd" and issubclass(cv.AbsurdValueError, ConversionError)

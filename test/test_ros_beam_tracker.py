@@ -62,10 +62,17 @@ for i, f in enumerate(frames):
                               row_step=24, fields=[PointField(name="foo", offset=0, datatype=7, count=1)],
                               data=bytes(24))
             pubs["radar"].publish(bad)
+        elif i in plan.get("nan_radar", []):  # every other detection NaN
+            r = f.radar.copy()
+            r[::2] = np.nan
+            pubs["radar"].publish(convert.radar_to_msg(r, st, "rsu/radar"))
         else:
             pubs["radar"].publish(convert.radar_to_msg(f.radar, st, "rsu/radar"))
     if "lidar" in plan["sensors"]:
-        pubs["lidar"].publish(convert.lidar_to_msg(f.lidar, st, "rsu/lidar"))
+        m = convert.lidar_to_msg(f.lidar, st, "rsu/lidar")
+        if i in plan.get("swapped_lidar", []):  # the right layout, the wrong byte order
+            m.data = np.frombuffer(bytes(m.data), "<f4").byteswap().tobytes()
+        pubs["lidar"].publish(m)
     if "gnss" in plan["sensors"]:
         g = f.gnss if f.gnss is not None else [math.nan] * 3
         pubs["gnss"].publish(convert.gnss_to_msg(*map(float, g), st, "target/gnss"))
@@ -363,3 +370,24 @@ def test_live_scores_use_the_predictions_own_step_offsets() -> None:
                              [[(k + 2 * i) % beams] for i in range(4)])
     s = score.summary()
     assert s["n"] == [10, 10, 10, 10] and s["top1"] == [1.0, 1.0, 1.0, 1.0]
+
+
+@pytest.mark.skipif(not (REPO / "models" / "teacher" / "model_card.json").is_file(), reason="no shipped teacher")
+def test_diagnostics_count_nonfinite_points_and_refuse_a_byte_swapped_cloud() -> None:
+    """Half the radar points NaN left points_dropped_nonfinite at 0 (they were dropped in conversion, before
+    the count); a byte-swapped LiDAR cloud (values ~1e38) was predicted on; the reasons reached only a log
+    throttled to one line per 5 s."""
+    tracker = _start_tracker(model=REPO / "models" / "teacher")
+    try:
+        plan = _plan(16, ["camera", "radar", "lidar", "gnss"], nan_radar=[10], swapped_lidar=[12])
+        got = _play(plan)
+        assert tracker.poll() is None, "the tracker died"
+    finally:
+        tracker.terminate()
+        _, err = tracker.communicate(timeout=20)
+    diag = got["diag"]
+    assert int(diag["points_dropped_nonfinite"]) > 0, diag
+    assert "lidar.absurd:1" in diag["malformed_reasons"] and "byte-swapped" in diag["malformed_last"], diag
+    stamps = {round(p[0], 6) for p in got["preds"]}
+    assert round(plan["stamps"][12], 6) not in stamps and round(plan["stamps"][10], 6) in stamps, err[-2000:]
+    assert "RuntimeWarning" not in err  # no numpy warnings on stderr

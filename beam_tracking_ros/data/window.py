@@ -51,10 +51,12 @@ class ContinuityPolicy:
                 raise ValueError(f"{name}: must be positive seconds or None, got {v!r}")
 
     def breaks(self, last_stamp: float | None, stamp: float) -> str | None:
-        """Why a window holding ``last_stamp`` cannot take ``stamp``: 'backwards', 'gap', or None."""
+        """Why a window holding ``last_stamp`` cannot take ``stamp``: 'duplicate', 'backwards', 'gap', or None."""
         if last_stamp is None:
             return None
-        if stamp <= last_stamp:
+        if stamp == last_stamp:
+            return "duplicate"  # the same instant twice would double-weight it
+        if stamp < last_stamp:
             return "backwards"
         if self.max_gap_s is not None and stamp - last_stamp > self.max_gap_s:
             return "gap"

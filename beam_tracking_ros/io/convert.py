@@ -59,6 +59,29 @@ __all__ = [
 class ConversionError(ValueError):
     """A message that cannot be converted (wrong fields, sizes, encoding, non-finite values...)."""
 
+    kind = "conversion"  # the reason's class on /diagnostics
+
+
+class AbsurdValueError(ConversionError):
+    """Values far outside anything a sensor measures (a byte-swapped or corrupted cloud): never predicted on."""
+
+    kind = "absurd"
+
+
+def check_magnitude(points: np.ndarray, bound: float, topic: str, names: Sequence[str] = ()) -> np.ndarray:
+    """``points`` unchanged, or :class:`AbsurdValueError` when a row has a |value| over ``bound`` (metres,
+    m/s, radians: 1e4 is far beyond a real LiDAR's or radar's range, while a byte-swapped float is often
+    ~1e38). ``points`` is (N, F); ``names`` the F field names for the message."""
+    a = np.asarray(points)
+    if a.ndim != 2 or not a.size or a.dtype.kind != "f":
+        return a
+    big = np.abs(a) > bound
+    if big.any():
+        cols = [names[i] if i < len(names) else str(i) for i in np.flatnonzero(big.any(axis=0))]
+        raise AbsurdValueError(f"{topic}: {int(big.any(axis=1).sum())} point(s) beyond +-{bound:g} in field(s) "
+                               f"{cols} (largest {float(np.abs(a).max()):.3g}): a byte-swapped or corrupted cloud")
+    return a
+
 
 # sensor_msgs/PointField datatype constants -> numpy scalar type (byte order applied per message).
 POINTFIELD_DTYPES: dict[int, np.dtype] = {
@@ -406,7 +429,8 @@ def lidar_from_msg(msg: Any, *, topic: str = "lidar", nonfinite: str = "drop", a
     _check_float_fields(msg, names, topic)
     arr = pointcloud2_to_array(msg, names, topic=topic, allow_empty=allow_empty)
     out = np.array(rfn.structured_to_unstructured(arr), dtype=np.float32)  # view, then one native copy
-    out[:, 1] *= -1.0
+    with np.errstate(invalid="ignore"):  # signalling NaNs of a corrupt cloud: dropped below, not warned about
+        out[:, 1] *= -1.0
     out, n_bad = _finite(out, nonfinite, topic, names)
     return (out, n_bad) if return_dropped else out
 

@@ -53,12 +53,14 @@ from .qos import prediction_qos, qos_by_name
 from .spin import ConfigurationError, run_node
 
 SENSOR_MSG = {"camera": Image, "radar": PointCloud2, "lidar": PointCloud2, "gnss": NavSatFix}
+# message -> numpy; clouds also return how many non-finite points they dropped (counted on /diagnostics)
 FROM_MSG = {
-    "camera": lambda m, t: convert.image_from_msg(m, topic=t, as_bgra=True),
-    "radar": lambda m, t: convert.radar_from_msg(m, topic=t),
-    "lidar": lambda m, t: convert.lidar_from_msg(m, topic=t),
-    "gnss": lambda m, t: convert.gnss_from_msg(m, topic=t),
+    "camera": lambda m, t: (convert.image_from_msg(m, topic=t, as_bgra=True), 0),
+    "radar": lambda m, t: convert.radar_from_msg(m, topic=t, return_dropped=True),
+    "lidar": lambda m, t: convert.lidar_from_msg(m, topic=t, return_dropped=True),
+    "gnss": lambda m, t: (convert.gnss_from_msg(m, topic=t), 0),
 }
+CLOUD_FIELDS = {"radar": ("velocity", "azimuth", "altitude", "depth"), "lidar": ("x", "y", "z", "intensity")}
 GEOMETRY_MODEL = "geometry"  # model:=geometry: the non-learned LiDAR baseline instead of a trained model
 DEFAULT_STEP_S = 0.1  # the built-in scene's frame period: model geometry's horizon step, and older cards'
 # One colour per horizon step for the RViz markers: now, +1, +2, ... (RGBA).
@@ -106,6 +108,9 @@ class BeamTrackerNode(Node):
         step_param = float(declare(self, "horizon_step_s", 0.0,
                                    "Time between horizon steps; 0 = the model card's frame period (window_policy), "
                                    "or 0.1 s (the built-in scene) for model geometry and older cards."))
+        self.max_abs_value = float(declare(self, "max_abs_value", 1e4,
+                                           "A radar/LiDAR point with a |value| above this (m, m/s, rad) makes its "
+                                           "frame malformed: a byte-swapped or corrupted cloud is never predicted on."))
         self.max_rate_hz = float(declare(self, "max_rate_hz", 0.0,
                                          "Upper bound on predictions per second; 0 = every frame."))
         self.stale_s = float(declare(self, "stale_timeout_s", 1.0, "A modality silent this long is reported missing."))
@@ -115,7 +120,7 @@ class BeamTrackerNode(Node):
             if value < 1:
                 raise ConfigurationError(f"{name} must be >= 1, got {value}")
         for name, value in (("sync_slop_s", slop), ("stale_timeout_s", self.stale_s),
-                            ("diagnostics_period_s", diag_period)):
+                            ("max_abs_value", self.max_abs_value), ("diagnostics_period_s", diag_period)):
             if not value > 0:
                 raise ConfigurationError(f"{name} must be > 0, got {value}")
         if not (step_param >= 0 and math.isfinite(step_param)):
@@ -203,7 +208,10 @@ class BeamTrackerNode(Node):
             self.create_subscription(NavSatFix, rsu_gnss_topic, self.on_rsu_fix,
                                      qos_by_name(sensor_qos_name, depth=5))
 
-        self.malformed = collections.Counter()
+        self.malformed = collections.Counter()  # per sensor
+        self.malformed_reasons = collections.Counter()  # per "sensor.kind" (conversion, absurd, preprocess)
+        self.last_malformed = ""
+        self.nonfinite_dropped = 0
         self.rate_limited = 0
         self.errors = 0
         self.latencies = collections.deque(maxlen=2000)  # bounded: p50/p99 over the last 2000 predictions
@@ -236,7 +244,11 @@ class BeamTrackerNode(Node):
         raw: dict[str, np.ndarray] = {}
         for sensor, msg in zip(self.sensors, msgs):
             try:
-                raw[sensor] = FROM_MSG[sensor](msg, self.topic_of[sensor])
+                arr, dropped = FROM_MSG[sensor](msg, self.topic_of[sensor])
+                self.nonfinite_dropped += dropped
+                if sensor in CLOUD_FIELDS:
+                    convert.check_magnitude(arr, self.max_abs_value, self.topic_of[sensor], CLOUD_FIELDS[sensor])
+                raw[sensor] = arr
             except ValueError as exc:  # ConversionError: malformed message
                 self._malformed(sensor, exc)
                 return
@@ -276,7 +288,10 @@ class BeamTrackerNode(Node):
             self.get_logger().info(f"RSU fix within {offset:.1f} m of the model's GPS reference")
 
     def _malformed(self, modality: str, exc: Exception) -> None:
+        kind = getattr(exc, "kind", "preprocess" if isinstance(exc, PreprocessError) else "conversion")
         self.malformed[modality] += 1
+        self.malformed_reasons[f"{modality}.{kind}"] += 1
+        self.last_malformed = f"{modality} ({kind}): {exc}"[:300]
         self.get_logger().warning(f"dropped a frame: malformed {modality}: {exc}", throttle_duration_sec=5.0)
 
     # ---- messages ---------------------------------------------------------------------------------
@@ -381,7 +396,9 @@ class BeamTrackerNode(Node):
             "frame_period_s": self.step_s,
             "frame_spacing_s": "" if getattr(stats, "spacing_s", None) is None else round(stats.spacing_s, 4),
             "window_fill": round(self.tracker.window.fill_ratio, 3),
-            "points_dropped_nonfinite": self.tracker.stats.points_dropped,
+            "points_dropped_nonfinite": self.tracker.stats.points_dropped + self.nonfinite_dropped,
+            "malformed_reasons": ",".join(f"{k}:{v}" for k, v in sorted(self.malformed_reasons.items())),
+            "malformed_last": self.last_malformed,
             "model_errors": self.errors,
             "rate_limited": self.rate_limited,
             "silent_modalities": ",".join(silent),
