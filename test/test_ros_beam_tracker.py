@@ -391,3 +391,32 @@ def test_diagnostics_count_nonfinite_points_and_refuse_a_byte_swapped_cloud() ->
     stamps = {round(p[0], 6) for p in got["preds"]}
     assert round(plan["stamps"][12], 6) not in stamps and round(plan["stamps"][10], 6) in stamps, err[-2000:]
     assert "RuntimeWarning" not in err  # no numpy warnings on stderr
+
+
+def test_no_exception_escapes_the_synchronizer_callback() -> None:
+    """Upstream message_filters deadlocks for good if its output callback raises; publish() was outside the
+    tracker's try block. A publisher that raises now costs that frame only, counted as callback_errors."""
+    import rclpy
+
+    from beam_tracking_ros.io import convert
+    from beam_tracking_ros.ros.beam_tracker_node import BeamTrackerNode
+    from beam_tracking_ros.sim import SimConfig, Simulator
+
+    def broken(_msg):
+        raise RuntimeError("publisher gone")
+
+    rclpy.init()
+    try:
+        node = BeamTrackerNode(parameter_overrides=[rclpy.parameter.Parameter("model", value=str(MODEL))])
+        node.pub = type("Pub", (), {"publish": staticmethod(broken)})()
+        sim = Simulator(SimConfig(seed=3, arrival_rate=2.0))
+        P, frames = node.tracker.window.size, node.tracker.window.size + 2
+        for i in range(frames):
+            f = sim.step()
+            msgs = {"radar": convert.radar_to_msg(f.radar, convert.stamp_from_sec(50.0 + 0.1 * i), "rsu/radar"),
+                    "lidar": convert.lidar_to_msg(f.lidar, convert.stamp_from_sec(50.0 + 0.1 * i), "rsu/lidar")}
+            node.on_synchronized(*(msgs[s] for s in node.sensors))  # must not raise
+        assert node.callback_errors == frames - P + 1 and node.tracker.stats.predictions == frames - P + 1
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown()

@@ -212,6 +212,7 @@ class BeamTrackerNode(Node):
         self.malformed_reasons = collections.Counter()  # per "sensor.kind" (conversion, absurd, preprocess)
         self.last_malformed = ""
         self.nonfinite_dropped = 0
+        self.callback_errors = 0
         self.rate_limited = 0
         self.errors = 0
         self.latencies = collections.deque(maxlen=2000)  # bounded: p50/p99 over the last 2000 predictions
@@ -236,7 +237,16 @@ class BeamTrackerNode(Node):
         self.get_logger().warning(f"clock jumped backwards (to {stamp_ns / 1e9:.3f} s): window reset")
 
     def on_synchronized(self, *msgs: Any) -> None:
-        """One synchronized set: convert, preprocess, window, predict, publish. Never raises."""
+        """One synchronized set: convert, preprocess, window, predict, publish. Never raises: upstream
+        message_filters deadlocks for good when its output callback raises, so whatever escapes the steps
+        below (publishing included) is counted (callback_errors on /diagnostics) and logged."""
+        try:
+            self._on_synchronized(*msgs)
+        except Exception as exc:
+            self.callback_errors += 1
+            self.get_logger().error(f"frame dropped: {type(exc).__name__}: {exc}", throttle_duration_sec=5.0)
+
+    def _on_synchronized(self, *msgs: Any) -> None:
         t_arrival = time.perf_counter()
         if self.max_rate_hz > 0 and time.monotonic() - self.last_publish < 1.0 / self.max_rate_hz:
             self.rate_limited += 1
@@ -382,8 +392,10 @@ class BeamTrackerNode(Node):
         elif wrong_site:
             st.level = DiagnosticStatus.WARN
             st.message = f"model's GPS reference is {self.rsu_offset_m:.0f} m from this RSU"
-        elif bad or self.errors:
-            st.level, st.message = DiagnosticStatus.WARN, f"{bad} malformed frame(s), {self.errors} model error(s)"
+        elif bad or self.errors or self.callback_errors:
+            st.level = DiagnosticStatus.WARN
+            st.message = (f"{bad} malformed frame(s), {self.errors} model error(s), "
+                          f"{self.callback_errors} callback error(s)")
         else:
             st.level, st.message = DiagnosticStatus.OK, "tracking"
         lat = np.asarray(self.latencies, dtype=np.float64)
@@ -400,6 +412,7 @@ class BeamTrackerNode(Node):
             "malformed_reasons": ",".join(f"{k}:{v}" for k, v in sorted(self.malformed_reasons.items())),
             "malformed_last": self.last_malformed,
             "model_errors": self.errors,
+            "callback_errors": self.callback_errors,
             "rate_limited": self.rate_limited,
             "silent_modalities": ",".join(silent),
             "latency_p50_ms": round(float(np.percentile(lat, 50)), 3) if lat.size else "",
