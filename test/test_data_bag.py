@@ -237,3 +237,38 @@ def test_writer_refuses_existing(tmp_path, ts):
     (tmp_path / "x").mkdir()
     with pytest.raises(BagError, match="exists"):
         BagWriter(tmp_path / "x", ts)
+
+
+def test_recorded_bags_carry_crcs_and_a_flipped_payload_is_caught(tmp_path, ts):
+    """The recorder's bags had every MCAP CRC at 0: 4 KiB of random bytes in a bag's payload built a dataset
+    with different camera arrays and no warning. Chunks, the data section and the summary carry CRCs now,
+    and a build verifies them first."""
+    from mcap.reader import make_reader
+    from mcap.stream_reader import StreamReader
+
+    from beam_tracking_ros.data.bag import verify_bag
+
+    bag = tmp_path / "bag"
+    with BagWriter(bag, ts) as w:
+        _write_episode(w, ts, 40, rsu=(49.0, 8.4, 110.0))
+    mcap = next(bag.glob("*.mcap"))
+    recs = list(StreamReader(str(mcap), emit_chunks=True).records)
+    chunks = [r for r in recs if type(r).__name__ == "Chunk"]
+    assert chunks and all(c.uncompressed_crc != 0 for c in chunks)
+    assert next(r for r in recs if type(r).__name__ == "DataEnd").data_section_crc != 0
+    assert next(r for r in recs if type(r).__name__ == "Footer").summary_crc != 0
+    with open(mcap, "rb") as fh:  # the summary CRC checks out with the mcap library's own reader
+        assert make_reader(fh).get_summary() is not None
+    assert verify_bag(bag) == len(chunks)
+    cfg = PreprocessConfig(**SMALL)
+    build_from_bags(tmp_path / "ok", [bag], P=2, H=1, cfg=cfg)
+    # 4 KiB of noise in the middle of the first chunk's payload
+    data = bytearray(mcap.read_bytes())
+    at = len(data) // 4
+    data[at:at + 4096] = np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    mcap.write_bytes(bytes(data))
+    with pytest.raises(BagError, match=r"fails its CRC"):
+        verify_bag(bag)
+    with pytest.raises(BagError, match=r"fails its CRC"):
+        build_from_bags(tmp_path / "bad", [bag], P=2, H=1, cfg=cfg)
+    assert not is_complete(tmp_path / "bad")

@@ -29,6 +29,7 @@ import logging
 import os
 import struct
 import time
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -79,12 +80,74 @@ def make_typestore(msg_dir: str | os.PathLike[str] | None = None) -> Any:
 # ----------------------------------------------------------------------------------------------
 # writing
 # ----------------------------------------------------------------------------------------------
+# MCAP record layouts (mcap.dev/spec): opcode u8, length u64, then the fields
+_CHUNK_CRC_AT = 1 + 8 + 8 + 8 + 8  # Chunk: message_start_time, message_end_time, uncompressed_size, uncompressed_crc
+_DATA_END_SIZE = 1 + 8 + 4  # DataEnd: data_section_crc u32
+_FOOTER_SIZE = 1 + 8 + 8 + 8 + 4  # Footer: summary_start u64, summary_offset_start u64, summary_crc u32
+_MAGIC_SIZE = 8
+
+
+def _crc32_of(fh: Any, start: int, end: int, block: int = 1 << 20) -> int:
+    fh.seek(start)
+    crc, left = 0, end - start
+    while left > 0:
+        data = fh.read(min(block, left))
+        if not data:
+            break
+        crc, left = zlib.crc32(data, crc), left - len(data)
+    return crc
+
+
+def write_summary_crcs(mcap_path: Path) -> None:
+    """Fill the data-section and summary CRCs of a finished MCAP file (its writer leaves them 0).
+
+    Why afterwards: both cover bytes only known at the end (the whole data section; the summary through
+    the footer), so they are computed from the file once it is closed; the chunk CRCs are written as
+    each chunk closes, so a killed recorder's chunks are protected too.
+    """
+    with open(mcap_path, "r+b") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        footer = size - _MAGIC_SIZE - _FOOTER_SIZE
+        fh.seek(footer)
+        head = fh.read(_FOOTER_SIZE)
+        if len(head) != _FOOTER_SIZE or head[0] != 0x02:
+            raise BagError(f"{mcap_path}: no MCAP footer where expected: not a finished MCAP file")
+        summary_start = struct.unpack_from("<Q", head, 9)[0]
+        data_end = (summary_start or footer) - _DATA_END_SIZE
+        fh.seek(data_end)
+        if fh.read(1) != b"\x0f":
+            raise BagError(f"{mcap_path}: no DataEnd record before the summary")
+        data_crc = _crc32_of(fh, 0, data_end)
+        fh.seek(data_end + 1 + 8)
+        fh.write(struct.pack("<I", data_crc))
+        if summary_start:
+            summary_crc = _crc32_of(fh, summary_start, footer + _FOOTER_SIZE - 4)
+            fh.seek(footer + _FOOTER_SIZE - 4)
+            fh.write(struct.pack("<I", summary_crc))
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def _flushing_writer_class() -> type:
-    """rosbags ``Writer`` whose MCAP storage can close its pending chunk and fsync on demand."""
+    """rosbags ``Writer`` whose MCAP storage writes CRCs and can close its pending chunk and fsync on demand."""
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.rosbag2.storage_mcap import McapWriter
 
     class _FlushingMcap(McapWriter):  # type: ignore[misc]
+        def close_chunk(self) -> None:
+            """The chunk as rosbags writes it, then its uncompressed CRC filled in (rosbags writes 0)."""
+            crc = zlib.crc32(self.chunk.bio.getvalue())
+            start = self.bio.tell()
+            super().close_chunk()
+            end = self.bio.tell()
+            self.bio.seek(start + _CHUNK_CRC_AT)
+            self.bio.write(struct.pack("<I", crc))
+            self.bio.seek(end)
+
+        def close(self, version: int, metadata: str) -> None:
+            super().close(version, metadata)
+            write_summary_crcs(self.path)
+
         def flush(self) -> None:
             if self.chunk.bio.tell():
                 self.close_chunk()
@@ -181,6 +244,40 @@ class BagMessage:
 
 def _mcap_files(path: Path) -> list[Path]:
     return sorted(path.glob("*.mcap")) if path.is_dir() else [path]
+
+
+def verify_bag(path: str | os.PathLike[str]) -> int:
+    """Check every CRC an MCAP bag carries (each chunk's, the data section's); returns how many chunk CRCs
+    were checked. BagError names the file and the damaged chunk's time range. A CRC of 0 means "not
+    written" (bags of other writers, ours before CRCs) and is skipped, as the MCAP spec says; sqlite3
+    bags have nothing to check. Why: a flipped payload byte otherwise builds a dataset with different
+    arrays and no warning."""
+    from mcap.exceptions import McapError
+    from mcap.stream_reader import CRCValidationError, StreamReader, breakup_chunk
+
+    checked = 0
+    for f in _mcap_files(Path(path)):
+        if f.suffix != ".mcap":
+            continue
+        try:
+            with open(f, "rb") as fh:
+                for rec in StreamReader(fh, emit_chunks=True, validate_crcs=True).records:
+                    if type(rec).__name__ == "Chunk":
+                        try:
+                            breakup_chunk(rec, validate_crc=True)
+                        except CRCValidationError:
+                            raise BagError(
+                                f"bag {f}: the chunk with messages {rec.message_start_time / 1e9:.3f} .. "
+                                f"{rec.message_end_time / 1e9:.3f} s fails its CRC (corrupted on disk or in copy); "
+                                "build with --recover to skip what cannot be read") from None
+                        checked += rec.uncompressed_crc != 0
+        except CRCValidationError as exc:
+            raise BagError(f"bag {f}: the data section fails its CRC ({exc}); the file was modified after it "
+                           "was written") from None
+        except (McapError, EOFError, ValueError, struct.error) as exc:
+            raise BagError(f"bag {f}: cannot be read to its end ({type(exc).__name__}: {exc}); a recorder killed "
+                           "before closing the bag leaves it so: build with --recover") from None
+    return checked
 
 
 def bag_topics(path: str | os.PathLike[str], recover: bool | None = None) -> dict[str, str]:
@@ -508,6 +605,8 @@ def build_from_bags(root: str | os.PathLike[str], bags: Sequence[str | os.PathLi
     all_topics.update(topics or {})
     need = {k: all_topics[k] for k in [*modalities, "beam"]}
     for b in bags:
+        if not recover:  # a salvage reads what it can; a normal build refuses a corrupt bag up front
+            verify_bag(b)
         check_topics(b, need, recover)
     if "gnss" in modalities:  # before reading any bag through: a missing reference fails at once
         cfg = resolve_gps_reference(cfg, bags, all_topics["rsu_gnss"], recover)
