@@ -272,3 +272,34 @@ def test_recorded_bags_carry_crcs_and_a_flipped_payload_is_caught(tmp_path, ts):
     with pytest.raises(BagError, match=r"fails its CRC"):
         build_from_bags(tmp_path / "bad", [bag], P=2, H=1, cfg=cfg)
     assert not is_complete(tmp_path / "bad")
+
+
+def test_a_damaged_record_mid_file_loses_only_its_chunk_and_is_reported_once(tmp_path, ts, caplog):
+    """--recover stopped at the first damaged record (18 of 420 messages readable) and said "the rest was lost
+    when the writer stopped", five times. The chunk index of the summary now carries the salvage past the
+    damage; one line says what was skipped."""
+    from mcap.reader import make_reader
+
+    bag = tmp_path / "bag"
+    with BagWriter(bag, ts, flush_interval=0.0) as w:  # a chunk per message
+        _write_episode(w, ts, 20)
+    total = len(list(read_bag(bag)))
+    mcap = next(bag.glob("*.mcap"))
+    with open(mcap, "rb") as fh:
+        chunks = sorted(make_reader(fh).get_summary().chunk_indexes, key=lambda c: c.chunk_start_offset)
+    assert len(chunks) >= 50
+    data = bytearray(mcap.read_bytes())
+    bad = chunks[len(chunks) // 3].chunk_start_offset
+    data[bad + 1:bad + 41] = b"\xff" * 40  # the record's length and chunk header: the stream cannot go on
+    mcap.write_bytes(bytes(data))
+    with pytest.raises(BagError, match="--recover"):
+        list(read_bag(bag))
+    with pytest.raises(BagError, match="--recover"):  # the same rule for the bag's .mcap file
+        list(read_bag(mcap))
+    with caplog.at_level("WARNING", logger="beam_tracking_ros.data.bag"):
+        got = list(read_bag(bag, recover=True))
+        again = list(read_bag(bag, recover=True))
+    assert len(got) == len(again) == total - 1  # only the damaged chunk's message is lost
+    reports = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(reports) == 1 and f"read {total - 1} message(s)" in reports[0], reports
+    assert sorted(m.stamp_ns for m in got) == [m.stamp_ns for m in got]  # still in time order

@@ -25,6 +25,7 @@ splits are by episode.
 from __future__ import annotations
 
 import heapq
+import io
 import logging
 import os
 import struct
@@ -287,7 +288,7 @@ def bag_topics(path: str | os.PathLike[str], recover: bool | None = None) -> dic
         from rosbags.highlevel import AnyReader
 
         try:
-            with AnyReader([path]) as reader:
+            with AnyReader([path.parent if path.is_file() else path]) as reader:
                 return {c.topic: c.msgtype for c in reader.connections}
         except Exception as exc:  # rosbags raises several unrelated types for corrupt files
             raise BagError(f"bag {path}: cannot open ({type(exc).__name__}: {exc})") from exc
@@ -314,33 +315,109 @@ def _finalized(path: Path) -> bool:
                            f"(found {kinds}); a sqlite3 bag needs its metadata.yaml (ros2 bag reindex)")
         return False
     if path.suffix == ".mcap":
-        return False
+        # one rule for a bag and its file: an .mcap of a finalized bag directory is read (and refused when
+        # damaged) as that bag is; a loose .mcap, like a killed recorder's directory, is streamed
+        return (path.parent / "metadata.yaml").is_file()
     raise BagError(f"bag {path}: expected a rosbag2 directory or an .mcap file")
 
 
-def _stream_records(file: Path, stop_on_message: bool = False) -> Iterator[Any]:
-    """Records of an MCAP file in file order, stopping cleanly at a truncated/corrupt tail."""
-    from mcap.exceptions import McapError
-    from mcap.stream_reader import StreamReader
+_warned: set[tuple[Path, float]] = set()  # (file, mtime) whose salvage report was logged
 
+
+def _chunk_key(c: Any) -> tuple[int, int, int]:
+    return int(c.message_start_time), int(c.message_end_time), int(c.uncompressed_size)
+
+
+def _stream_records(file: Path, stop_on_message: bool = False) -> Iterator[Any]:
+    """Records of an MCAP file in file order, salvaging what is readable.
+
+    Chunks are read one at a time: one that fails its CRC or cannot be decompressed or parsed is skipped
+    and the rest of the file is still read. Where the record stream itself breaks (a damaged record
+    header, or the tail a killed writer never wrote), the file's chunk index -- when it has a summary --
+    gives every chunk after the damage. What was skipped is logged once per file, in one line.
+    """
+    from mcap.exceptions import McapError
+    from mcap.stream_reader import StreamReader, breakup_chunk
+
+    errors = (McapError, EOFError, ValueError, OSError, struct.error, KeyError)
     n = records = 0
+    seen: set[tuple[int, int, int]] = set()
+    skipped: list[str] = []
+    broke: str | None = None
+
+    def chunk_records(chunk: Any) -> list[Any]:
+        seen.add(_chunk_key(chunk))
+        try:
+            return breakup_chunk(chunk, validate_crc=True)
+        except errors as exc:
+            skipped.append(f"chunk {chunk.message_start_time / 1e9:.3f}..{chunk.message_end_time / 1e9:.3f} s "
+                           f"({type(exc).__name__})")
+            return []
+
+    def emit(rec: Any) -> Iterator[Any]:
+        nonlocal n
+        kind = type(rec).__name__
+        if kind == "Schema":
+            _schema_names[(file, rec.id)] = rec.name
+        if kind == "Message":
+            n += 1
+            if stop_on_message:
+                return
+        yield rec
+
     try:
         with open(file, "rb") as fh:
-            for rec in StreamReader(fh, emit_chunks=False, validate_crcs=True).records:
+            for rec in StreamReader(fh, emit_chunks=True).records:
                 records += 1
-                kind = type(rec).__name__
-                if kind == "Schema":
-                    _schema_names[(file, rec.id)] = rec.name
-                if kind == "Message":
-                    n += 1
-                    if stop_on_message:
-                        continue
-                yield rec
-    except (McapError, EOFError, ValueError, OSError, struct.error) as exc:
+                for r in chunk_records(rec) if type(rec).__name__ == "Chunk" else [rec]:
+                    yield from emit(r)
+    except errors as exc:
         if records <= 1:  # not even the header: not an MCAP, or cut before anything useful
             raise BagError(f"bag file {file}: not a readable MCAP ({type(exc).__name__}: {exc})") from exc
-        LOG.warning("bag file %s: stopped at an incomplete record after %d messages (%s: %s); "
-                    "the rest was lost when the writer stopped", file, n, type(exc).__name__, exc)
+        broke = f"{type(exc).__name__}: {exc}"
+    if broke is not None:
+        index = _chunk_index(file)
+        if index is None:
+            skipped.append(f"everything after message {n} ({broke}): the file has no chunk index to go on from "
+                           "(the writer was killed before writing it, or the tail is damaged)")
+        else:
+            schemas, channels, chunks = index
+            yield from (r for rec in (*schemas, *channels) for r in emit(rec))
+            with open(file, "rb") as fh:
+                for ci in chunks:
+                    if _chunk_key(ci) in seen:
+                        continue
+                    fh.seek(ci.chunk_start_offset)
+                    try:
+                        rec = next(iter(StreamReader(io.BytesIO(fh.read(ci.chunk_length)), skip_magic=True,
+                                                     emit_chunks=True).records))
+                    except errors as exc:
+                        seen.add(_chunk_key(ci))
+                        skipped.append(f"chunk {ci.message_start_time / 1e9:.3f}..{ci.message_end_time / 1e9:.3f} s "
+                                       f"({type(exc).__name__})")
+                        continue
+                    for r in chunk_records(rec):
+                        yield from emit(r)
+    if skipped:
+        key = (file, file.stat().st_mtime)
+        if key not in _warned:
+            _warned.add(key)
+            LOG.warning("bag file %s: read %d message(s); skipped %s", file, n, "; ".join(skipped))
+
+
+def _chunk_index(file: Path) -> tuple[list[Any], list[Any], list[Any]] | None:
+    """(schemas, channels, chunk indexes by offset) from the file's summary, or None without one."""
+    from mcap.reader import make_reader
+
+    try:
+        with open(file, "rb") as fh:
+            summary = make_reader(fh).get_summary()
+    except Exception:  # no footer or a damaged summary: no index to go on from
+        return None
+    if summary is None or not summary.chunk_indexes:
+        return None
+    return (list(summary.schemas.values()), list(summary.channels.values()),
+            sorted(summary.chunk_indexes, key=lambda c: c.chunk_start_offset))
 
 
 def read_bag(path: str | os.PathLike[str], topics: Iterable[str] | None = None, typestore: Any = None,
@@ -355,11 +432,11 @@ def read_bag(path: str | os.PathLike[str], topics: Iterable[str] | None = None, 
     wanted = set(topics) if topics is not None else None
     finalized = _finalized(path)
     if finalized and not recover:
-        yield from _read_finalized(path, wanted, typestore)
+        yield from _read_finalized(path.parent if path.is_file() else path, wanted, typestore)
         return
     if not finalized and recover is False:
         raise BagError(f"bag {path}: not finalized (no metadata.yaml: the writer was killed?); "
-                       f"pass recover=True to read what was flushed")
+                       "read what was flushed with --recover (recover=True)")
     yield from _read_streamed(path, wanted, typestore)
 
 
@@ -371,8 +448,8 @@ def _read_finalized(path: Path, wanted: set[str] | None, typestore: Any) -> Iter
         reader = AnyReader([path], default_typestore=ts)
         reader.open()
     except Exception as exc:
-        raise BagError(f"bag {path}: cannot open ({type(exc).__name__}: {exc}); if it is truncated, "
-                       f"read it with recover=True") from exc
+        raise BagError(f"bag {path}: cannot open ({type(exc).__name__}: {exc}); if it is truncated or damaged, "
+                       "salvage the readable part with --recover (recover=True)") from exc
     try:
         conns = [c for c in reader.connections if wanted is None or c.topic in wanted]
         it = reader.messages(connections=conns)
@@ -384,7 +461,7 @@ def _read_finalized(path: Path, wanted: set[str] | None, typestore: Any) -> Iter
                 return
             except Exception as exc:
                 raise BagError(f"bag {path}: corrupt or truncated ({type(exc).__name__}: {exc}); "
-                               f"read it with recover=True to salvage the readable part") from exc
+                               "salvage the readable part with --recover (recover=True)") from exc
             yield BagMessage(conn.topic, int(stamp), msg, conn.msgtype)
     finally:
         reader.close()
