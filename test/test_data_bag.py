@@ -111,6 +111,19 @@ def test_killed_writer_is_recovered(tmp_path):
     assert sum(m.topic == T.beam_observation for m in msgs) == 6
     with pytest.raises(BagError, match="not finalized"):
         list(read_bag(bag, recover=False))
+    # reindexed: a finalized bag (metadata.yaml, summary, CRCs) that rosbags itself opens
+    from rosbags.highlevel import AnyReader
+
+    from beam_tracking_ros.cli import main
+    from beam_tracking_ros.data.bag import reindex_bag, verify_bag
+
+    assert main(["dataset", "reindex", str(bag), "--out", str(tmp_path / "fixed")]) == 0
+    assert (tmp_path / "fixed" / "metadata.yaml").is_file() and verify_bag(tmp_path / "fixed") > 0
+    with AnyReader([tmp_path / "fixed"]) as reader:
+        assert reader.message_count == 30
+    assert [m.stamp_ns for m in read_bag(tmp_path / "fixed", recover=False)] == [m.stamp_ns for m in msgs]
+    with pytest.raises(BagError, match="exists already"):
+        reindex_bag(bag, tmp_path / "fixed")
 
 
 def test_truncated_and_corrupt_bags(tmp_path, ts):

@@ -28,6 +28,7 @@ import heapq
 import io
 import logging
 import os
+import shutil
 import struct
 import time
 import zlib
@@ -499,6 +500,32 @@ def _read_streamed(path: Path, wanted: set[str] | None, typestore: Any, reorder_
                     yield heapq.heappop(heap)[2]
     while heap:
         yield heapq.heappop(heap)[2]
+
+
+def reindex_bag(path: str | os.PathLike[str], out: str | os.PathLike[str] | None = None) -> tuple[Path, int]:
+    """A bag that ``ros2 bag`` and rosbags cannot open -- a killed recorder's (no ``metadata.yaml``, no MCAP
+    summary) or a damaged one -- rewritten as a finalized rosbag2: every message the salvage reads
+    (:func:`read_bag` with ``recover=True``), in time order, with CRCs, a summary and ``metadata.yaml``.
+    Written to ``out`` (default ``<bag>_reindexed``) and never over the original; returns (path, messages).
+    """
+    src = Path(path)
+    dst = Path(out) if out is not None else src.with_name(src.name.removesuffix(".mcap") + "_reindexed")
+    if dst.exists():
+        raise BagError(f"reindex: {dst} exists already; give another --out")
+    ts = make_typestore()
+    n = 0
+    try:
+        with BagWriter(dst, ts) as w:
+            for m in read_bag(src, recover=True, typestore=ts):
+                w.write(m.topic, m.msg, stamp_ns=m.stamp_ns, msgtype=m.msgtype)
+                n += 1
+    except BaseException:
+        shutil.rmtree(dst, ignore_errors=True)
+        raise
+    if n == 0:
+        shutil.rmtree(dst, ignore_errors=True)
+        raise BagError(f"reindex: nothing readable in {src}")
+    return dst, n
 
 
 # ----------------------------------------------------------------------------------------------

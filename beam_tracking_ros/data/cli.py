@@ -97,6 +97,12 @@ def register(subparsers: Any) -> None:
     g.add_argument("--force", action="store_true", help="rebuild even if a dataset of the same config exists")
     g.set_defaults(func=_generate)
 
+    r = sub.add_parser("reindex", help="rewrite a killed recorder's or damaged bag as a finalized one "
+                       "(metadata.yaml, MCAP summary, CRCs) that ros2 bag and rosbags open")
+    r.add_argument("bag", help="the bag directory or its .mcap file")
+    r.add_argument("--out", default=None, help="where the new bag goes (default: <bag>_reindexed)")
+    r.set_defaults(func=_reindex)
+
     b = sub.add_parser("build", help="build a dataset from rosbag2 bags (MCAP or sqlite3)")
     _common(b)
     b.add_argument("bags", nargs="+", help="bag directories (or .mcap files)")
@@ -188,6 +194,16 @@ def _build(args: argparse.Namespace) -> int:
 
 def _summary(args: argparse.Namespace) -> int:
     return _run(lambda a: _print_summary(a.root, a.json), args)
+
+
+def _reindex(args: argparse.Namespace) -> int:
+    def go(a: argparse.Namespace) -> None:
+        from .bag import reindex_bag
+
+        out, n = reindex_bag(a.bag, a.out)
+        print(f"reindexed {a.bag}: {n} messages written to {out} (metadata.yaml, MCAP summary, CRCs)")
+
+    return _run(go, args)
 
 
 def _import_deepsense(args: argparse.Namespace) -> int:
