@@ -273,6 +273,8 @@ def verify_bag(path: str | os.PathLike[str]) -> int:
                                 f"{rec.message_end_time / 1e9:.3f} s fails its CRC (corrupted on disk or in copy); "
                                 "build with --recover to skip what cannot be read") from None
                         checked += rec.uncompressed_crc != 0
+        except BagError:
+            raise
         except CRCValidationError as exc:
             raise BagError(f"bag {f}: the data section fails its CRC ({exc}); the file was modified after it "
                            "was written") from None
@@ -379,8 +381,9 @@ def _stream_records(file: Path, stop_on_message: bool = False) -> Iterator[Any]:
     if broke is not None:
         index = _chunk_index(file)
         if index is None:
-            skipped.append(f"everything after message {n} ({broke}): the file has no chunk index to go on from "
-                           "(the writer was killed before writing it, or the tail is damaged)")
+            skipped.append(f"whatever followed message {n}: the records stop there ({broke}) and the file has no "
+                           "chunk index to go on from (a writer killed before it wrote the summary, or a damaged "
+                           "tail)")
         else:
             schemas, channels, chunks = index
             yield from (r for rec in (*schemas, *channels) for r in emit(rec))
