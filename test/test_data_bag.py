@@ -316,3 +316,33 @@ def test_a_damaged_record_mid_file_loses_only_its_chunk_and_is_reported_once(tmp
     reports = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
     assert len(reports) == 1 and f"read {total - 1} message(s)" in reports[0], reports
     assert sorted(m.stamp_ns for m in got) == [m.stamp_ns for m in got]  # still in time order
+
+
+def test_without_a_chunk_index_the_salvage_resynchronises_on_the_next_whole_chunk(tmp_path):
+    """A killed recorder's file has no summary to go on from: after a damaged record the salvage scans for the
+    next whole chunk (its CRC must hold), so it still loses only the damaged chunk."""
+    bag = tmp_path / "killed"
+    code = textwrap.dedent(f"""
+        import os, signal, sys
+        sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_data_bag import _write_episode
+        from beam_tracking_ros.data.bag import BagWriter, make_typestore
+        ts = make_typestore()
+        w = BagWriter({str(bag)!r}, ts, flush_interval=0.0)
+        _write_episode(w, ts, 10)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120).returncode == -9
+    total = len(list(read_bag(bag, recover=True)))
+    mcap = next(bag.glob("*.mcap"))
+    data = bytearray(mcap.read_bytes())
+    chunks, at = [], 8  # walk the records: opcode u8, length u64
+    while at + 9 <= len(data):
+        length = int.from_bytes(data[at + 1:at + 9], "little")
+        if data[at] == 0x06:
+            chunks.append(at)
+        at += 9 + length
+    bad = chunks[len(chunks) // 2]
+    data[bad + 1:bad + 41] = b"\xff" * 40
+    mcap.write_bytes(bytes(data))
+    assert len(list(read_bag(bag, recover=True))) == total - 1

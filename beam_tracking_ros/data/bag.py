@@ -381,9 +381,14 @@ def _stream_records(file: Path, stop_on_message: bool = False) -> Iterator[Any]:
     if broke is not None:
         index = _chunk_index(file)
         if index is None:
-            skipped.append(f"whatever followed message {n}: the records stop there ({broke}) and the file has no "
-                           "chunk index to go on from (a writer killed before it wrote the summary, or a damaged "
-                           "tail)")
+            # no index: resynchronise on the next record that is a whole chunk with a valid CRC
+            found = 0
+            for rec in _scan_chunks(file, seen):
+                found += 1
+                for r in chunk_records(rec):
+                    yield from emit(r)
+            skipped.append(f"the damaged or unfinished stretch after message {n} ({broke}; no chunk index, "
+                           f"{found} later whole chunk(s) found by scanning)")
         else:
             schemas, channels, chunks = index
             yield from (r for rec in (*schemas, *channels) for r in emit(rec))
@@ -407,6 +412,33 @@ def _stream_records(file: Path, stop_on_message: bool = False) -> Iterator[Any]:
         if key not in _warned:
             _warned.add(key)
             LOG.warning("bag file %s: read %d message(s); skipped %s", file, n, "; ".join(skipped))
+
+
+def _scan_chunks(file: Path, seen: set[tuple[int, int, int]]) -> Iterator[Any]:
+    """Chunk records found by scanning the raw bytes of an MCAP file without an index: every position with
+    the Chunk opcode and a length that fits is parsed, and kept only when its CRC is written and holds
+    (so a stray 0x06 in a payload is never taken for a chunk) and it was not read already."""
+    from mcap.stream_reader import StreamReader, breakup_chunk
+
+    data = file.read_bytes()
+    buf = np.frombuffer(data, np.uint8)
+    size, pos = len(data), 0
+    for i in np.flatnonzero(buf[_MAGIC_SIZE:] == 0x06) + _MAGIC_SIZE:
+        if i < pos or i + 9 > size:
+            continue
+        length = int.from_bytes(data[i + 1:i + 9], "little")
+        if not 32 <= length <= size - i - 9:
+            continue
+        try:
+            rec = next(iter(StreamReader(io.BytesIO(data[i:i + 9 + length]), skip_magic=True,
+                                         emit_chunks=True).records))
+            if type(rec).__name__ != "Chunk" or not rec.uncompressed_crc or _chunk_key(rec) in seen:
+                continue
+            breakup_chunk(rec, validate_crc=True)
+        except Exception:  # not a chunk after all
+            continue
+        pos = i + 9 + length
+        yield rec
 
 
 def _chunk_index(file: Path) -> tuple[list[Any], list[Any], list[Any]] | None:
