@@ -435,11 +435,14 @@ def test_matches_sensor_msgs_py_where_installed(msgs):
     pts = _rng(6).normal(size=(20, 4)).astype(np.float32)
     m = cv.lidar_to_msg(pts, 0.0, "l")
     np.testing.assert_array_equal(cv.read_points_numpy(m), pc2.read_points_numpy(m))
+    # decoded values only: upstream leaves padding bytes (radar's 24..27) uninitialised
     theirs = pc2.create_cloud(Header(frame_id="l"), list(m.fields), cv.read_points_numpy(m))
-    assert bytes(theirs.data) == bytes(m.data) and theirs.point_step == m.point_step
-    radar = cv.radar_to_msg(np.ones((3, 4), np.float32), 0.0, "r")
+    np.testing.assert_array_equal(cv.read_points_numpy(theirs), cv.read_points_numpy(m))
+    assert theirs.point_step == m.point_step
+    radar = cv.radar_to_msg(_rng(7).normal(size=(60, 4)).astype(np.float32), 0.0, "r")
     theirs = pc2.create_cloud(Header(frame_id="r"), list(radar.fields), cv.read_points_numpy(radar))
-    assert bytes(theirs.data) == bytes(radar.data) and theirs.point_step == 32
+    np.testing.assert_array_equal(cv.read_points_numpy(theirs), cv.read_points_numpy(radar))
+    assert theirs.point_step == 32
     odd = _odd_layout(sm)[0]
     np.testing.assert_array_equal(pc2.read_points(odd, field_names=["t"])["t"],
                                   cv.pointcloud2_to_array(odd, ["t"])["t"])
@@ -471,8 +474,40 @@ def test_compat_point_cloud_functions_agree_with_ours(msgs):
     m = cv.lidar_to_msg(pts, 0.0, "l")
     np.testing.assert_array_equal(compat.read_points_numpy(m), cv.read_points_numpy(m))
     theirs = compat.create_cloud(Header(frame_id="l"), list(m.fields), cv.read_points_numpy(m))
-    assert bytes(theirs.data) == bytes(m.data) and theirs.point_step == 16 and theirs.width == 12
+    np.testing.assert_array_equal(cv.read_points_numpy(theirs), cv.read_points_numpy(m))
+    assert theirs.point_step == 16 and theirs.width == 12
     assert compat.point_cloud_backend() in ("sensor_msgs_py", "fallback")
+
+
+@pytest.mark.ros
+@requires_ros
+def test_compat_reads_clouds_upstream_gets_wrong_with_ours(msgs, monkeypatch):
+    """sensor_msgs_py's reader byte-swaps a big-endian cloud's data in place and ignores row padding; compat
+    used it whenever it was importable, so on ROS machines such clouds were read wrong. A stand-in with that
+    behaviour shows which reader compat picks for which cloud."""
+    from beam_tracking_ros.ros import compat
+
+    sm, _ = msgs
+    calls = []
+
+    class Upstream:  # what sensor_msgs_py 5.x does with such clouds: wrong values
+        @staticmethod
+        def read_points_numpy(cloud, field_names=None, skip_nans=False):
+            calls.append(cloud)
+            return np.zeros((1, 1), np.float32)
+
+    monkeypatch.setattr(compat, "_import_real", lambda name: Upstream)
+    fields = [_pf(sm, n, 4 * i, 7) for i, n in enumerate(["x", "y", "z", "intensity"])]
+    big = _cloud(sm, fields, struct.pack(">4f", 1.5, -2.25, 3.0, 100.0), 1, point_step=16, bigendian=True)
+    vals = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    padded = _cloud(sm, fields, b"".join(vals[r].tobytes() + b"\xee" * 8 for r in range(2)), 3, height=2,
+                    point_step=16, row_step=56)
+    assert compat.read_points_numpy(big).tolist() == [[1.5, -2.25, 3.0, 100.0]]
+    np.testing.assert_array_equal(compat.read_points_numpy(padded), vals.reshape(6, 4))
+    assert calls == []  # neither went upstream
+    plain = cv.lidar_to_msg(np.ones((3, 4), np.float32), 0.0, "l")
+    compat.read_points_numpy(plain)
+    assert calls == [plain]  # a plain cloud still does
 
 
 @pytest.mark.ros

@@ -15,6 +15,7 @@ behaviour), so everything here imports the real package first and never shadows 
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -120,10 +121,20 @@ def _is_rclpy_cloud(msg: Any) -> bool:
     return isinstance(msg, PointCloud2)
 
 
+def upstream_reads_correctly(cloud: Any) -> bool:
+    """Whether sensor_msgs_py's reader decodes ``cloud`` right: not for a cloud in the other byte order
+    (sensor_msgs_py 5.x byte-swaps ``msg.data`` in place, so a second read returns garbage) nor for rows
+    with padding (``row_step`` > ``point_step * width``, which it ignores)."""
+    host_big = sys.byteorder == "big"
+    return (bool(getattr(cloud, "is_bigendian", host_big)) == host_big
+            and int(cloud.row_step) == int(cloud.point_step) * int(cloud.width))
+
+
 def read_points_numpy(cloud: Any, field_names: Sequence[str] | None = None, skip_nans: bool = False) -> Any:
-    """sensor_msgs_py.point_cloud2.read_points_numpy where installed (for rclpy clouds), else ours."""
+    """sensor_msgs_py.point_cloud2.read_points_numpy where installed (for rclpy clouds it reads right, see
+    :func:`upstream_reads_correctly`), else ours -- which reads every layout."""
     pc2 = _import_real("sensor_msgs_py.point_cloud2")
-    if pc2 is not None and _is_rclpy_cloud(cloud):
+    if pc2 is not None and _is_rclpy_cloud(cloud) and upstream_reads_correctly(cloud):
         return pc2.read_points_numpy(cloud, field_names=field_names, skip_nans=skip_nans)
     return _convert.read_points_numpy(cloud, field_names, skip_nans)
 
