@@ -7,7 +7,12 @@
 
 simulator:=auto connects to CARLA at host:port when a server answers within probe_timeout seconds
 and otherwise runs the built-in simulator, saying so in one line; simulator:=carla insists on the
-server (the bridge exits non-zero with a clear message, ending the launch); builtin never tries.
+server; builtin never tries.
+
+Exit codes: 0 when the nodes end normally (a simulator run for a given number of episodes); non-zero
+when simulator:=carla finds no server (checked here, before any node starts, so it holds under the real
+``ros2 launch`` -- which ends with 0 when a node it ran exits with an error -- as under the package's
+fallback launcher) or when a node fails to start.
 """
 
 from launch import LaunchDescription
@@ -59,6 +64,13 @@ def _sensing(context, *args, **kwargs):
             mode = "builtin"
             actions.append(LogInfo(msg=f"no CARLA server answered at {host}:{port} within {probe_timeout:g} s: "
                                        "running the built-in simulator"))
+    if mode == "carla" and LaunchConfiguration("simulator").perform(context) == "carla":
+        # strict mode: no server is a failed launch, not a launch that ends with 0 once the bridge has died
+        from beam_tracking_ros.sim.carla_probe import describe_no_server
+
+        timeout = float(LaunchConfiguration("timeout").perform(context))
+        if not carla_server_answers(host, port, timeout):
+            raise RuntimeError(describe_no_server(host, port, timeout))
     if mode == "carla":
         actions.append(Node(
             package="beam_tracking_ros", executable="carla_bridge", name="carla_bridge", output="screen",

@@ -176,12 +176,10 @@ class LaunchService:
                 if subs:
                     stack.extend(reversed(subs))
         except Exception as exc:
-            detail = (
-                str(exc)
-                if isinstance(exc, LaunchError)
-                else "".join(traceback.format_exception(exc)).rstrip()
-            )
-            self.log("ERROR", "launch", f"Caught exception in launch: {detail}")
+            # as upstream launch: one line, the traceback with --debug
+            if self.debug and not isinstance(exc, LaunchError):
+                self.log("DEBUG", "launch", "".join(traceback.format_exception(exc)).rstrip())
+            self.log("ERROR", "launch", f"Caught exception in launch (see debug for traceback): {exc}")
             self._failed = True
             self._begin_shutdown(f"error: {exc}", quiet=True)
 
