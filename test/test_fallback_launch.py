@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from beam_tracking_ros.ros.fallback.ros2cli import real_launch_available
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "ros2_fallback"
 _spec = importlib.util.spec_from_file_location("ros2_fallback_prefix_tools", FIXTURES / "prefix_tools.py")
 assert _spec is not None and _spec.loader is not None
@@ -28,6 +30,15 @@ _spec.loader.exec_module(prefix_tools)
 
 ROS2 = [sys.executable, "-m", "beam_tracking_ros.ros.fallback.ros2cli"]
 MAIN = ["launch", prefix_tools.PKG, "fixture_main.launch.py"]
+
+# Where the real `launch` is importable (a ROS 2 machine) the fallback CLI hands launch files to it, so the
+# fallback launcher's own output (its process labels, its argument errors, its exit code for a required
+# node that dies) is not what runs; those tests skip there, the rest assert what both launchers share.
+REAL_LAUNCH = real_launch_available()  # the fallback CLI's own test (a checkout's launch/ folder does not count)
+fallback_only = pytest.mark.skipif(
+    REAL_LAUNCH, reason="checks the package's fallback launcher; the real launch is importable here and runs "
+                        "the launch files instead (upstream labels processes and words errors differently, and "
+                        "ends with 0 when a required node dies)")
 
 
 @pytest.fixture
@@ -98,6 +109,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
+@fallback_only
 def test_two_nodes_talk_args_pass_through_and_one_sigint_stops_all(
     env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -138,6 +150,7 @@ def test_condition_false_skips_the_included_file(env: dict[str, str], tmp_path: 
     assert "consumer" not in result.stdout + result.stderr
 
 
+@fallback_only
 def test_required_node_failing_fails_the_launch(env: dict[str, str], tmp_path: Path) -> None:
     result = run_ros2([*MAIN, f"channel:={tmp_path / 'c'}", "extra:=fail"], env)
     out = result.stdout + result.stderr
@@ -146,6 +159,7 @@ def test_required_node_failing_fails_the_launch(env: dict[str, str], tmp_path: P
     assert "[producer-1] producer stopping" in out  # the others were stopped, not killed
 
 
+@fallback_only
 def test_process_ignoring_sigint_gets_sigterm_after_timeout(env: dict[str, str], tmp_path: Path) -> None:
     launcher = Launcher([*MAIN, f"channel:={tmp_path / 'c'}", "extra:=stubborn", "with_consumer:=false"], env)
     try:
@@ -171,6 +185,7 @@ def test_process_ignoring_sigint_gets_sigterm_after_timeout(env: dict[str, str],
         (["channel"], 2, "malformed launch argument 'channel'"),
     ],
 )
+@fallback_only
 def test_bad_arguments_are_clear_errors(
     env: dict[str, str], args: list[str], code: int, message: str
 ) -> None:
@@ -180,6 +195,7 @@ def test_bad_arguments_are_clear_errors(
     assert "process started" not in result.stdout  # nothing was started
 
 
+@fallback_only
 def test_show_args_lists_declared_arguments(env: dict[str, str]) -> None:
     result = run_ros2([*MAIN, "--show-args"], env)
     assert result.returncode == 0
@@ -212,7 +228,7 @@ def test_launch_file_that_raises_is_a_clear_failure(env: dict[str, str], tmp_pat
     path.write_text("def generate_launch_description():\n    raise ValueError('boom in launch file')\n")
     result = run_ros2(["launch", str(path)], env)
     assert result.returncode == 1
-    assert "boom in launch file" in result.stderr
+    assert "boom in launch file" in result.stdout + result.stderr  # upstream logs it on stdout
 
 
 def test_aliases_only_inside_the_fallback_and_never_shadow(tmp_path: Path) -> None:
