@@ -111,6 +111,10 @@ def test_killed_writer_is_recovered(tmp_path):
     assert sum(m.topic == T.beam_observation for m in msgs) == 6
     with pytest.raises(BagError, match="not finalized"):
         list(read_bag(bag, recover=False))
+    # the default build streams a killed recorder's bag, as it always did (only finalized bags are verified)
+    meta = build_from_bags(tmp_path / "ds", [bag], modalities=("radar",), P=2, H=1,
+                           cfg=PreprocessConfig(**SMALL))
+    assert sum(meta["counts"].values()) == 6 - 1 - 1
     # reindexed: a finalized bag (metadata.yaml, summary, CRCs) that rosbags itself opens
     from rosbags.highlevel import AnyReader
 
@@ -346,3 +350,22 @@ def test_without_a_chunk_index_the_salvage_resynchronises_on_the_next_whole_chun
     data[bad + 1:bad + 41] = b"\xff" * 40
     mcap.write_bytes(bytes(data))
     assert len(list(read_bag(bag, recover=True))) == total - 1
+
+
+def test_one_file_of_a_split_bag_is_read_on_its_own(tmp_path, ts):
+    """Reading one .mcap of a finalized multi-file bag returned the whole bag (every file of its
+    metadata.yaml), so building from the files of one bag stored every frame twice."""
+    import yaml
+
+    for name, t0 in (("a", 0.0), ("b", 10.0)):
+        with BagWriter(tmp_path / name, ts) as w:
+            _write_episode(w, ts, 4, t0=t0)
+    split = tmp_path / "a"
+    (tmp_path / "b" / "b.mcap").rename(split / "a_1.mcap")
+    meta = yaml.safe_load((split / "metadata.yaml").read_text())
+    meta["rosbag2_bagfile_information"]["relative_file_paths"] = ["a.mcap", "a_1.mcap"]
+    (split / "metadata.yaml").write_text(yaml.safe_dump(meta))
+    first = list(read_bag(split / "a.mcap"))
+    second = list(read_bag(split / "a_1.mcap"))
+    assert len(first) == len(second) == 20
+    assert max(m.stamp_ns for m in first) < min(m.stamp_ns for m in second)

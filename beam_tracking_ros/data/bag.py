@@ -146,10 +146,6 @@ def _flushing_writer_class() -> type:
             self.bio.write(struct.pack("<I", crc))
             self.bio.seek(end)
 
-        def close(self, version: int, metadata: str) -> None:
-            super().close(version, metadata)
-            write_summary_crcs(self.path)
-
         def flush(self) -> None:
             if self.chunk.bio.tell():
                 self.close_chunk()
@@ -158,6 +154,13 @@ def _flushing_writer_class() -> type:
 
     class _Writer(Writer):  # type: ignore[misc]
         STORAGE_PLUGINS: ClassVar[Mapping[Any, type]] = {**Writer.STORAGE_PLUGINS, StoragePlugin.MCAP: _FlushingMcap}
+
+        def close(self) -> None:
+            """metadata.yaml first (rosbags writes it after closing the storage), then the summary CRCs: a
+            writer stopped during the CRC pass leaves a bag that opens, its two CRCs still 0 (unchecked)."""
+            path = self.storage.path
+            super().close()
+            write_summary_crcs(path)
 
     return _Writer
 
@@ -318,38 +321,53 @@ def _finalized(path: Path) -> bool:
                            f"(found {kinds}); a sqlite3 bag needs its metadata.yaml (ros2 bag reindex)")
         return False
     if path.suffix == ".mcap":
-        # one rule for a bag and its file: an .mcap of a finalized bag directory is read (and refused when
-        # damaged) as that bag is; a loose .mcap, like a killed recorder's directory, is streamed
-        return (path.parent / "metadata.yaml").is_file()
+        # one rule for a bag and its file: the only .mcap of a finalized bag directory is read (and refused
+        # when damaged) as that bag is; a file of a split bag, or a loose .mcap, is streamed on its own
+        return _only_file_of_bag(path)
     raise BagError(f"bag {path}: expected a rosbag2 directory or an .mcap file")
 
 
 _warned: set[tuple[Path, float]] = set()  # (file, mtime) whose salvage report was logged
 
 
-def _chunk_key(c: Any) -> tuple[int, int, int]:
-    return int(c.message_start_time), int(c.message_end_time), int(c.uncompressed_size)
+_MCAP_MAGIC = b"\x89MCAP0\r\n"
+
+
+def _only_file_of_bag(path: Path) -> bool:
+    meta = path.parent / "metadata.yaml"
+    if not meta.is_file():
+        return False
+    import yaml
+
+    try:
+        info = (yaml.safe_load(meta.read_text(encoding="utf-8")) or {}).get("rosbag2_bagfile_information", {})
+    except (OSError, yaml.YAMLError):
+        return False
+    return [Path(f).name for f in info.get("relative_file_paths") or []] == [path.name]
 
 
 def _stream_records(file: Path, stop_on_message: bool = False) -> Iterator[Any]:
     """Records of an MCAP file in file order, salvaging what is readable.
 
-    Chunks are read one at a time: one that fails its CRC or cannot be decompressed or parsed is skipped
-    and the rest of the file is still read. Where the record stream itself breaks (a damaged record
-    header, or the tail a killed writer never wrote), the file's chunk index -- when it has a summary --
-    gives every chunk after the damage. What was skipped is logged once per file, in one line.
+    The top-level records are walked one by one (opcode, length, body), so the offset of each is known.
+    A chunk that fails its CRC or cannot be decompressed or parsed is skipped and the walk goes on. Where
+    the walk itself breaks (a damaged record header, or the tail a killed writer never finished), the
+    file's chunk index -- when it has a summary -- gives every chunk after the damage; without one, the
+    bytes after the break are scanned for the next whole chunk whose CRC holds. What was skipped is
+    logged once per file, in one line.
     """
     from mcap.exceptions import McapError
     from mcap.stream_reader import StreamReader, breakup_chunk
 
     errors = (McapError, EOFError, ValueError, OSError, struct.error, KeyError)
-    n = records = 0
-    seen: set[tuple[int, int, int]] = set()
+    n = 0
+    seen: set[int] = set()  # offsets of the chunks read or skipped
     skipped: list[str] = []
     broke: str | None = None
+    broke_at = 0
 
-    def chunk_records(chunk: Any) -> list[Any]:
-        seen.add(_chunk_key(chunk))
+    def chunk_records(chunk: Any, offset: int) -> list[Any]:
+        seen.add(offset)
         try:
             return breakup_chunk(chunk, validate_crc=True)
         except errors as exc:
@@ -368,44 +386,63 @@ def _stream_records(file: Path, stop_on_message: bool = False) -> Iterator[Any]:
                 return
         yield rec
 
-    try:
-        with open(file, "rb") as fh:
-            for rec in StreamReader(fh, emit_chunks=True).records:
-                records += 1
-                for r in chunk_records(rec) if type(rec).__name__ == "Chunk" else [rec]:
+    with open(file, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if fh.read(len(_MCAP_MAGIC)) != _MCAP_MAGIC:
+            raise BagError(f"bag file {file}: not a readable MCAP (no MCAP magic at its start)")
+        pos = len(_MCAP_MAGIC)
+        while pos < size:
+            fh.seek(pos)
+            head = fh.read(9)
+            length = int.from_bytes(head[1:9], "little") if len(head) == 9 else -1
+            if length < 0 or pos + 9 + length > size:
+                broke, broke_at = f"a record at byte {pos} runs past the end of the file", pos
+                break
+            body = fh.read(length)
+            try:
+                rec = next(iter(StreamReader(io.BytesIO(head + body), skip_magic=True, emit_chunks=True).records))
+            except (*errors, StopIteration) as exc:
+                broke, broke_at = f"{type(exc).__name__} at byte {pos}", pos
+                break
+            kind = type(rec).__name__
+            if kind == "Chunk":
+                for r in chunk_records(rec, pos):
                     yield from emit(r)
-    except errors as exc:
-        if records <= 1:  # not even the header: not an MCAP, or cut before anything useful
-            raise BagError(f"bag file {file}: not a readable MCAP ({type(exc).__name__}: {exc})") from exc
-        broke = f"{type(exc).__name__}: {exc}"
+            else:
+                yield from emit(rec)
+            if kind == "Footer":
+                break
+            pos += 9 + length
     if broke is not None:
         index = _chunk_index(file)
-        if index is None:
-            # no index: resynchronise on the next record that is a whole chunk with a valid CRC
+        if index is None:  # no index: resynchronise on the next whole chunk with a valid CRC
             found = 0
-            for rec in _scan_chunks(file, seen):
+            for offset, rec in _scan_chunks(file, seen, broke_at + 1):
                 found += 1
-                for r in chunk_records(rec):
+                for r in chunk_records(rec, offset):
                     yield from emit(r)
-            skipped.append(f"the damaged or unfinished stretch after message {n} ({broke}; no chunk index, "
-                           f"{found} later whole chunk(s) found by scanning)")
+            if found or broke_at + 9 < size:
+                skipped.append(f"the damaged or unfinished stretch after message {n - found} ({broke}; no chunk "
+                               f"index, {found} later whole chunk(s) found by scanning)")
+            else:
+                skipped.append(f"an unfinished last record ({broke}): the writer stopped there")
         else:
             schemas, channels, chunks = index
             yield from (r for rec in (*schemas, *channels) for r in emit(rec))
             with open(file, "rb") as fh:
                 for ci in chunks:
-                    if _chunk_key(ci) in seen:
+                    if ci.chunk_start_offset in seen:
                         continue
                     fh.seek(ci.chunk_start_offset)
                     try:
                         rec = next(iter(StreamReader(io.BytesIO(fh.read(ci.chunk_length)), skip_magic=True,
                                                      emit_chunks=True).records))
-                    except errors as exc:
-                        seen.add(_chunk_key(ci))
+                    except (*errors, StopIteration) as exc:
+                        seen.add(ci.chunk_start_offset)
                         skipped.append(f"chunk {ci.message_start_time / 1e9:.3f}..{ci.message_end_time / 1e9:.3f} s "
                                        f"({type(exc).__name__})")
                         continue
-                    for r in chunk_records(rec):
+                    for r in chunk_records(rec, ci.chunk_start_offset):
                         yield from emit(r)
     if skipped:
         key = (file, file.stat().st_mtime)
@@ -414,31 +451,35 @@ def _stream_records(file: Path, stop_on_message: bool = False) -> Iterator[Any]:
             LOG.warning("bag file %s: read %d message(s); skipped %s", file, n, "; ".join(skipped))
 
 
-def _scan_chunks(file: Path, seen: set[tuple[int, int, int]]) -> Iterator[Any]:
-    """Chunk records found by scanning the raw bytes of an MCAP file without an index: every position with
-    the Chunk opcode and a length that fits is parsed, and kept only when its CRC is written and holds
-    (so a stray 0x06 in a payload is never taken for a chunk) and it was not read already."""
+def _scan_chunks(file: Path, seen: set[int], start: int) -> Iterator[tuple[int, Any]]:
+    """``(offset, chunk)`` of the whole chunks found by scanning the bytes of an MCAP file from ``start``:
+    each position with the Chunk opcode and a length that fits is parsed, and kept only when its CRC is
+    written and holds (so a stray 0x06 in a payload is never taken for a chunk). Memory-mapped: a killed
+    recorder's multi-GB file is not read into memory."""
+    import mmap
+
     from mcap.stream_reader import StreamReader, breakup_chunk
 
-    data = file.read_bytes()
-    buf = np.frombuffer(data, np.uint8)
-    size, pos = len(data), 0
-    for i in np.flatnonzero(buf[_MAGIC_SIZE:] == 0x06) + _MAGIC_SIZE:
-        if i < pos or i + 9 > size:
-            continue
-        length = int.from_bytes(data[i + 1:i + 9], "little")
-        if not 32 <= length <= size - i - 9:
-            continue
-        try:
-            rec = next(iter(StreamReader(io.BytesIO(data[i:i + 9 + length]), skip_magic=True,
-                                         emit_chunks=True).records))
-            if type(rec).__name__ != "Chunk" or not rec.uncompressed_crc or _chunk_key(rec) in seen:
-                continue
-            breakup_chunk(rec, validate_crc=True)
-        except Exception:  # not a chunk after all
-            continue
-        pos = i + 9 + length
-        yield rec
+    with open(file, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size - start < 9 + 32:
+            return
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            i = data.find(b"\x06", start)
+            while i >= 0:
+                length = int.from_bytes(data[i + 1:i + 9], "little")
+                nxt = i + 1
+                if i not in seen and 32 <= length <= size - i - 9:
+                    try:
+                        rec = next(iter(StreamReader(io.BytesIO(data[i:i + 9 + length]), skip_magic=True,
+                                                     emit_chunks=True).records))
+                        if type(rec).__name__ == "Chunk" and rec.uncompressed_crc:
+                            breakup_chunk(rec, validate_crc=True)
+                            yield i, rec
+                            nxt = i + 9 + length
+                    except Exception:  # not a chunk after all
+                        pass
+                i = data.find(b"\x06", nxt)
 
 
 def _chunk_index(file: Path) -> tuple[list[Any], list[Any], list[Any]] | None:
@@ -648,8 +689,12 @@ def _converters() -> dict[str, Any]:
 
     return {
         "camera": lambda m, topic: convert.image_from_msg(m, topic=topic, as_bgra=True).copy(),
-        "radar": lambda m, topic: convert.radar_from_msg(m, topic=topic, allow_empty=True),
-        "lidar": lambda m, topic: convert.lidar_from_msg(m, topic=topic, allow_empty=True),
+        # the live tracker's magnitude check (its max_abs_value default): a byte-swapped cloud is malformed
+        # here too, so no window is built from frames the tracker would drop
+        "radar": lambda m, topic: convert.check_magnitude(
+            convert.radar_from_msg(m, topic=topic, allow_empty=True), convert.MAX_ABS_VALUE, topic),
+        "lidar": lambda m, topic: convert.check_magnitude(
+            convert.lidar_from_msg(m, topic=topic, allow_empty=True), convert.MAX_ABS_VALUE, topic),
         "gnss": lambda m, topic: convert.gnss_from_msg(m, topic=topic),
         "beam": lambda m, topic: convert.beam_observation_from_msg(m, topic=topic),
     }
@@ -744,7 +789,9 @@ def build_from_bags(root: str | os.PathLike[str], bags: Sequence[str | os.PathLi
     all_topics.update(topics or {})
     need = {k: all_topics[k] for k in [*modalities, "beam"]}
     for b in bags:
-        if not recover:  # a salvage reads what it can; a normal build refuses a corrupt bag up front
+        # a finalized bag is checked up front (a corrupt one refused); a killed recorder's bag is streamed
+        # as before (recover=None), and --recover reads whatever it can
+        if recover is False or (recover is None and _finalized(Path(b))):
             verify_bag(b)
         check_topics(b, need, recover)
     if "gnss" in modalities:  # before reading any bag through: a missing reference fails at once

@@ -68,6 +68,10 @@ class AbsurdValueError(ConversionError):
     kind = "absurd"
 
 
+#: |value| beyond any LiDAR or radar reading (m, m/s, rad): the live tracker's and the dataset builder's bound
+MAX_ABS_VALUE = 1e4
+
+
 def check_magnitude(points: np.ndarray, bound: float, topic: str, names: Sequence[str] = ()) -> np.ndarray:
     """``points`` unchanged, or :class:`AbsurdValueError` when a row has a |value| over ``bound`` (metres,
     m/s, radians: 1e4 is far beyond a real LiDAR's or radar's range, while a byte-swapped float is often
