@@ -103,12 +103,21 @@ class BeamTrackerNode(Node):
         }
         rsu_gnss_topic = declare(self, "rsu_gnss_topic", topics.rsu_gnss,
                                 "The RSU's own NavSatFix, checked against the model's GPS reference ('' = no check).")
+        # the names before the one modality vocabulary: still honoured for a release, with a warning
+        for old, new in (("gps_topic", "gnss_topic"), ("rsu_gps_topic", "rsu_gnss_topic")):
+            value = declare(self, old, "", f"Deprecated: the old name of {new}; a non-empty value is used for it.")
+            if value:
+                self.get_logger().warning(f"parameter {old} is deprecated: use {new} (taking {value!r} for it)")
+                if new == "gnss_topic":
+                    topic_of["gnss"] = value
+                else:
+                    rsu_gnss_topic = value
         out_topic = declare(self, "prediction_topic", topics.beam_prediction, "BeamPrediction output topic.")
         self.frame_id = declare(self, "frame_id", topics.frame("mmwave_array"), "Frame of the antenna array.")
         step_param = float(declare(self, "horizon_step_s", 0.0,
                                    "Time between horizon steps; 0 = the model card's frame period (window_policy), "
                                    "or 0.1 s (the built-in scene) for model geometry and older cards."))
-        self.max_abs_value = float(declare(self, "max_abs_value", 1e4,
+        self.max_abs_value = float(declare(self, "max_abs_value", convert.MAX_ABS_VALUE,
                                            "A radar/LiDAR point with a |value| above this (m, m/s, rad) makes its "
                                            "frame malformed: a byte-swapped or corrupted cloud is never predicted on."))
         self.max_rate_hz = float(declare(self, "max_rate_hz", 0.0,
