@@ -19,13 +19,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from .channel import ChannelModel, codebook_id
-from .data import geometry_baseline as geo
-from .data.geometry_baseline import MODEL_NAME, GeometryBaseline, GeometrySite, power_shares
+from .data.geometry_baseline import MODEL_NAME, GeometryBaseline, GeometryInputError, GeometrySite, power_shares
 from .data.preprocess import BeamFeatureTracks, PreprocessConfig, PreprocessError, preprocess_frame
 from .data.window import ContinuityPolicy, ObservationWindow
-from .modalities import INPUT_SENSOR, SENSORS, sensors_for_inputs  # noqa: F401  (re-exported)
+from .modalities import sensors_for_inputs
 
-# Which sensor feeds each model input key (the models name their inputs by preprocessed feature).
 DEFAULT_MOTION_THRESHOLD = 0.05
 
 
@@ -324,7 +322,7 @@ class GeometryTracker:
     def push(self, stamp: float, raw: Mapping[str, np.ndarray]) -> Any:
         t0 = time.perf_counter()
         if "lidar" not in raw or raw["lidar"] is None:
-            raise geo.GeometryInputError("no LiDAR cloud in this frame")
+            raise GeometryInputError("no LiDAR cloud in this frame")
         if self._last_stamp is not None and stamp < self._last_stamp:
             self.stats.window_resets += 1
             self.baseline.reset()
