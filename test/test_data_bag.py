@@ -89,10 +89,9 @@ def test_round_trip_sqlite3(tmp_path, ts):
     assert [cv.gnss_from_msg(m.msg)[0] for m in got] == pytest.approx([49.0, 49.00001, 49.00002])
 
 
-def test_killed_writer_is_recovered(tmp_path):
-    """A writer SIGKILLed mid-recording leaves no metadata.yaml and no MCAP summary; what it flushed
-    (flush_interval=0: every message) is still read back."""
-    bag = tmp_path / "killed"
+def _killed_recording(bag: Path, frames: int) -> None:
+    """``frames`` frames written to ``bag`` (every message flushed) by a process then SIGKILLed, as a recorder
+    killed mid-recording: no metadata.yaml, no MCAP summary."""
     code = textwrap.dedent(f"""
         import os, signal, sys
         sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(Path(__file__).parent)!r})
@@ -100,11 +99,18 @@ def test_killed_writer_is_recovered(tmp_path):
         from beam_tracking_ros.data.bag import BagWriter, make_typestore
         ts = make_typestore()
         w = BagWriter({str(bag)!r}, ts, flush_interval=0.0)
-        _write_episode(w, ts, 6)
+        _write_episode(w, ts, {frames})
         os.kill(os.getpid(), signal.SIGKILL)
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
     assert proc.returncode == -9, proc.stderr.decode()
+
+
+def test_killed_writer_is_recovered(tmp_path):
+    """A writer SIGKILLed mid-recording leaves no metadata.yaml and no MCAP summary; what it flushed
+    (flush_interval=0: every message) is still read back."""
+    bag = tmp_path / "killed"
+    _killed_recording(bag, 6)
     assert not (bag / "metadata.yaml").exists()
     msgs = list(read_bag(bag))
     assert len(msgs) == 30
@@ -326,17 +332,7 @@ def test_without_a_chunk_index_the_salvage_resynchronises_on_the_next_whole_chun
     """A killed recorder's file has no summary to go on from: after a damaged record the salvage scans for the
     next whole chunk (its CRC must hold), so it still loses only the damaged chunk."""
     bag = tmp_path / "killed"
-    code = textwrap.dedent(f"""
-        import os, signal, sys
-        sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from test_data_bag import _write_episode
-        from beam_tracking_ros.data.bag import BagWriter, make_typestore
-        ts = make_typestore()
-        w = BagWriter({str(bag)!r}, ts, flush_interval=0.0)
-        _write_episode(w, ts, 10)
-        os.kill(os.getpid(), signal.SIGKILL)
-    """)
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120).returncode == -9
+    _killed_recording(bag, 10)
     total = len(list(read_bag(bag, recover=True)))
     mcap = next(bag.glob("*.mcap"))
     data = bytearray(mcap.read_bytes())
