@@ -54,9 +54,10 @@ def run_ros2(args: list[str], env: dict[str, str], timeout: float = 20.0) -> sub
 class Launcher:
     """A background ``ros2 launch`` whose merged output is collected line by line."""
 
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], *, new_session: bool = False) -> None:
         self.proc = subprocess.Popen(
-            ROS2 + args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            ROS2 + args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=new_session,
         )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -102,22 +103,41 @@ class Launcher:
 
 
 def _alive(pid: int) -> bool:
+    """Running (a zombie left for an init that does not reap counts as dead)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError):
         return False
-    return True
+
+
+def test_group_sigkill_leaves_no_orphaned_node(env: dict[str, str], tmp_path: Path) -> None:
+    """A supervisor's killpg(SIGKILL) ends the nodes too: they stay in the launcher's process group."""
+    launcher = Launcher([*MAIN, f"channel:={tmp_path / 'chan.txt'}", "message:=yo"], env, new_session=True)
+    try:
+        launcher.wait_for("] heard: msg 2 yo")  # upstream may label it consumer-2
+        children = launcher.child_pids()
+        assert len(children) == 2, launcher.text
+        assert [os.getpgid(pid) for pid in children] == [launcher.proc.pid] * 2
+        os.killpg(launcher.proc.pid, signal.SIGKILL)
+        launcher.proc.wait(timeout=10)
+        deadline = time.monotonic() + 5.0
+        while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_alive(pid) for pid in children), launcher.text
+    finally:
+        launcher.stop()
 
 
 @fallback_only
 def test_two_nodes_talk_args_pass_through_and_one_sigint_stops_all(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    launcher = Launcher([*MAIN, f"channel:={tmp_path / 'chan.txt'}", "message:=yo"], env)
+    launcher = Launcher([*MAIN, f"channel:={tmp_path / 'chan.txt'}", "message:=yo"], env, new_session=True)
     try:
-        launcher.wait_for("[consumer-1] heard: msg 2 yo")
+        launcher.wait_for("] heard: msg 2 yo")  # upstream may label it consumer-2
         producer, consumer = launcher.start_info("producer-1"), launcher.start_info("consumer-1")
-        launcher.proc.send_signal(signal.SIGINT)
+        os.killpg(launcher.proc.pid, signal.SIGINT)  # a terminal's Ctrl-C: the whole foreground group
         t0 = time.monotonic()
         assert launcher.proc.wait(timeout=10) == 0, launcher.text
         assert time.monotonic() - t0 < 5.0
@@ -145,6 +165,21 @@ def test_two_nodes_talk_args_pass_through_and_one_sigint_stops_all(
     assert not any(_alive(pid) for pid in launcher.child_pids())
 
 
+def test_noninteractive_forwards_a_sigint_sent_to_the_launcher_alone(env: dict[str, str], tmp_path: Path) -> None:
+    """With -n (no terminal, e.g. under a supervisor) a SIGINT to the launcher's pid reaches every node."""
+    launcher = Launcher(["launch", "-n", *MAIN[1:], f"channel:={tmp_path / 'chan.txt'}"], env, new_session=True)
+    try:
+        launcher.wait_for("] heard: msg 2")
+        launcher.proc.send_signal(signal.SIGINT)
+        t0 = time.monotonic()
+        assert launcher.proc.wait(timeout=10) == 0, launcher.text
+        assert time.monotonic() - t0 < 4.0  # SIGINT, not the SIGTERM escalation 5 s later
+    finally:
+        launcher.stop()
+    launcher._reader.join(timeout=5)
+    assert "] producer stopping" in launcher.text and "] consumer stopping" in launcher.text
+
+
 def test_condition_false_skips_the_included_file(env: dict[str, str], tmp_path: Path) -> None:
     result = run_ros2([*MAIN, f"channel:={tmp_path / 'c'}", "with_consumer:=false", "extra:=fail"], env)
     assert "consumer" not in result.stdout + result.stderr
@@ -161,10 +196,12 @@ def test_required_node_failing_fails_the_launch(env: dict[str, str], tmp_path: P
 
 @fallback_only
 def test_process_ignoring_sigint_gets_sigterm_after_timeout(env: dict[str, str], tmp_path: Path) -> None:
-    launcher = Launcher([*MAIN, f"channel:={tmp_path / 'c'}", "extra:=stubborn", "with_consumer:=false"], env)
+    launcher = Launcher(
+        [*MAIN, f"channel:={tmp_path / 'c'}", "extra:=stubborn", "with_consumer:=false"], env, new_session=True
+    )
     try:
         launcher.wait_for("[stubborn-1] START")
-        launcher.proc.send_signal(signal.SIGINT)
+        os.killpg(launcher.proc.pid, signal.SIGINT)
         t0 = time.monotonic()
         assert launcher.proc.wait(timeout=10) == 0, launcher.text
         assert 0.8 < time.monotonic() - t0 < 4.0  # its sigterm_timeout is 1 s

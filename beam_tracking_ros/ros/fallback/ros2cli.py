@@ -183,7 +183,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
         for arg in description.get_launch_arguments():
             print(f"'{arg.name}': {arg.description}")
         return 0
-    service = launch.LaunchService(argv=rest, debug=args.debug)
+    service = launch.LaunchService(argv=rest, noninteractive=args.noninteractive, debug=args.debug)
     service.include_launch_description(
         launch.actions.IncludeLaunchDescription(source, launch_arguments=given)
     )
@@ -260,9 +260,31 @@ def _is_hidden(name: str) -> bool:
     return any(part.startswith("_") for part in name.split("/"))
 
 
+_SETTLE_S = 0.5  # the graph must stay unchanged this long before it is listed
+_MAX_EXTRA_S = 5.0  # beyond --spin-time, never wait longer than this for it to settle
+
+
+def _discover(node: Any, spin_time: float) -> list[tuple[str, list[str]]]:
+    """The topics once discovery has settled: at least ``spin_time``, then until no change for 0.5 s.
+
+    Why: the real ``ros2 topic list`` asks the ros2 daemon, whose graph is already complete; a direct node
+    sees participants trickle in, and on a busy machine a fixed wait once listed nothing. Waiting for the
+    graph to stop changing (bounded) gives the daemon's answer without its process.
+    """
+    _spin_for(node, spin_time)
+    deadline = time.monotonic() + _MAX_EXTRA_S
+    seen = sorted(node.get_topic_names_and_types())
+    stable_since = time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - stable_since < _SETTLE_S:
+        _spin_for(node, 0.1)
+        now = sorted(node.get_topic_names_and_types())
+        if now != seen:
+            seen, stable_since = now, time.monotonic()
+    return seen
+
+
 def _topic_list(node: Any, args: argparse.Namespace) -> int:
-    _spin_for(node, args.spin_time)
-    for name, types in sorted(node.get_topic_names_and_types()):
+    for name, types in _discover(node, args.spin_time):
         if args.include_hidden_topics or not _is_hidden(name):
             print(f"{name} [{', '.join(types)}]" if args.show_types else name)
     return 0
@@ -406,6 +428,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="show the launch file's arguments and exit",
     )
     p.add_argument("-d", "--debug", action="store_true", help="more output")
+    p.add_argument(
+        "-n",
+        "--noninteractive",
+        action="store_true",
+        help="no terminal: forward a SIGINT that reaches the launcher alone to every process",
+    )
     p.set_defaults(func=cmd_launch)
 
     p = sub.add_parser("run", help="run an executable of a package: ros2 run <package> <executable> [args]")
@@ -430,7 +458,11 @@ def build_parser() -> argparse.ArgumentParser:
     q = tsub.add_parser("list", help="list the topics in the ROS graph")
     q.add_argument("-t", "--show-types", action="store_true", help="also show the message types")
     q.add_argument("-a", "--include-hidden-topics", action="store_true")
-    q.add_argument("--spin-time", type=float, default=1.0, help="seconds to wait for discovery (default 1.0)")
+    q.add_argument("--spin-time", type=float, default=1.0,
+                   help="seconds to wait for discovery at least (default 1.0); the list is printed once the "
+                        "graph has not changed for 0.5 s, at most 5 s later")
+    q.add_argument("--no-daemon", action="store_true",
+                   help="accepted for scripts written for ros2cli; this command never uses a daemon")
     q = tsub.add_parser("echo", help="print the messages of a topic as YAML")
     q.add_argument("topic_name")
     q.add_argument("message_type", nargs="?", help="e.g. std_msgs/msg/String (default: from the graph)")

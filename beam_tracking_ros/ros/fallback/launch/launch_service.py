@@ -4,9 +4,15 @@ Why this shape: one main thread owns all launch state (context, handlers, timers
 read pipes and wait for processes, handing results over a queue. Signals only append to a list that the
 main loop polls, so no lock is ever taken inside a signal handler.
 
-Shutdown follows the real launch: SIGINT to every process (to its process group), SIGTERM after
-``sigterm_timeout``, SIGKILL after a further ``sigkill_timeout``. A second Ctrl-C escalates at once.
-Processes get their own process group so a terminal Ctrl-C reaches them once, through us.
+Shutdown follows the real launch: SIGINT to every process, SIGTERM after ``sigterm_timeout``, SIGKILL
+after a further ``sigkill_timeout``. A second Ctrl-C escalates at once.
+
+Processes stay in the launcher's process group, as with the real launch: a supervisor that stops the
+launch with ``killpg(SIGKILL)`` (or ``kill -- -PGID``) must not leave orphaned nodes behind. So a terminal
+Ctrl-C reaches every node by itself, and -- as upstream does -- a shutdown caused by SIGINT sends no
+second SIGINT (a node would get it in the middle of its cleanup) unless ``noninteractive`` is set (no
+terminal: the SIGINT may have been sent to the launcher alone); the SIGTERM/SIGKILL escalation still
+ends a node that did not get or did not obey it.
 """
 
 from __future__ import annotations
@@ -47,9 +53,11 @@ class _Process:
         self.term_at: float | None = None
         self.kill_at: float | None = None
 
-    def signal_group(self, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.popen.pid, sig)
+    def send(self, sig: int) -> None:
+        """Signal the process itself (not a group: it shares ours), unless it is already reaped."""
+        if self.popen.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                self.popen.send_signal(sig)
 
 
 class LaunchService:
@@ -60,6 +68,7 @@ class LaunchService:
     ) -> None:
         self.context = LaunchContext(argv=argv, service=self)
         self.debug = debug
+        self.noninteractive = noninteractive
         self._entities: list[LaunchDescriptionEntity] = []
         self._events: queue.Queue[_Process] = queue.Queue()
         self._signals: list[int] = []
@@ -109,7 +118,6 @@ class LaunchService:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                start_new_session=True,
             )
         except OSError as exc:
             raise LaunchError(f"failed to start process '{name}' ({' '.join(spec.cmd)}): {exc}") from exc
@@ -139,7 +147,7 @@ class LaunchService:
         finally:
             for p in self._procs:  # only reached with live processes if the loop itself failed
                 if not p.done and p.popen.poll() is None:
-                    p.signal_group(signal.SIGKILL)
+                    p.send(signal.SIGKILL)
             for sig, handler in old_handlers.items():
                 signal.signal(sig, handler)
             for path in self._temp_files:
@@ -154,10 +162,16 @@ class LaunchService:
             alive = [p for p in self._procs if not p.done]
             if not alive and (self._shutdown_reason is not None or not self._timers):
                 return
-            with contextlib.suppress(queue.Empty):
-                self._on_exit(self._events.get(timeout=_POLL_S))
+            try:
+                exited: _Process | None = self._events.get(timeout=_POLL_S)
+            except queue.Empty:
+                exited = None
+            # Signals first: a group Ctrl-C reaches the nodes too, and a node ending on it must not
+            # be taken for the cause of the shutdown (that would make our own SIGINT an "again").
             while self._signals:
                 self._on_signal(self._signals.pop(0))
+            if exited is not None:
+                self._on_exit(exited)
             now = time.monotonic()
             while self._timers and self._timers[0][0] <= now:
                 heapq.heappop(self._timers)[2]()
@@ -257,11 +271,14 @@ class LaunchService:
         if not quiet:
             self.log("INFO", "launch", f"shutting down: {reason}")
         self._timers.clear()
-        self._dispatch(ShutdownEvent(reason=reason, due_to_sigint="SIGINT" in reason))
+        due_to_sigint = "SIGINT" in reason
+        self._dispatch(ShutdownEvent(reason=reason, due_to_sigint=due_to_sigint))
+        send_sigint = not due_to_sigint or self.noninteractive  # upstream ExecuteLocal's rule
         now = time.monotonic()
         for p in self._procs:
             if not p.done:
-                p.signal_group(signal.SIGINT)
+                if send_sigint:
+                    p.send(signal.SIGINT)
                 p.term_at = now + p.spec.sigterm_timeout
 
     def _escalate(self, now: float) -> None:
@@ -270,7 +287,7 @@ class LaunchService:
                 continue
             if p.kill_at is not None and now >= p.kill_at:
                 self.log("WARNING", "launch", f"process[{p.name}] still running: sending SIGKILL")
-                p.signal_group(signal.SIGKILL)
+                p.send(signal.SIGKILL)
                 p.kill_at = float("inf")
             elif p.kill_at is None and p.term_at is not None and now >= p.term_at:
                 self.log(
@@ -278,7 +295,7 @@ class LaunchService:
                     "launch",
                     f"process[{p.name}] failed to terminate after SIGINT, escalating to SIGTERM",
                 )
-                p.signal_group(signal.SIGTERM)
+                p.send(signal.SIGTERM)
                 p.kill_at = now + p.spec.sigkill_timeout
 
     def _add_timer(self, delay: float, fn: Callable[[], None]) -> None:
