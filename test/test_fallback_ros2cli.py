@@ -121,3 +121,28 @@ def test_topic_echo_bad_type_is_a_clear_error(env: dict[str, str]) -> None:
     pytest.importorskip("rclpy")
     result = ros2(["topic", "echo", "/x", "no_pkg/msg/Nope", "--spin-time", "0.2"], env)
     assert result.returncode == 1 and "message type 'no_pkg/msg/Nope' cannot be imported" in result.stderr
+
+
+def test_topic_list_waits_until_discovery_settles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A topic discovered after --spin-time (a busy machine) is still listed; a settled graph ends the wait."""
+    from beam_tracking_ros.ros.fallback import ros2cli
+
+    clock = {"t": 0.0}
+    monkeypatch.setattr(ros2cli.time, "monotonic", lambda: clock["t"])
+    monkeypatch.setattr(ros2cli, "_spin_for", lambda node, seconds: clock.__setitem__("t", clock["t"] + seconds))
+
+    class Graph:  # /late appears 1.3 s in, /later 1.7 s in, then nothing changes
+        def get_topic_names_and_types(self) -> list[tuple[str, list[str]]]:
+            found = [("/late", ["std_msgs/msg/String"])] if clock["t"] >= 1.3 else []
+            return found + ([("/later", ["std_msgs/msg/Empty"])] if clock["t"] >= 1.7 else [])
+
+    assert [name for name, _ in ros2cli._discover(Graph(), 1.0)] == ["/late", "/later"]
+    assert 2.2 <= clock["t"] < 2.4  # listed 0.5 s after the last change, not after a fixed wait
+
+    class Busy:  # a graph that never settles: bounded by --spin-time + 5 s
+        def get_topic_names_and_types(self) -> list[tuple[str, list[str]]]:
+            return [(f"/t{int(clock['t'] * 10)}", ["x/msg/Y"])]
+
+    clock["t"] = 0.0
+    ros2cli._discover(Busy(), 1.0)
+    assert 6.0 <= clock["t"] < 6.3
