@@ -17,3 +17,13 @@ os.environ["ROS_DOMAIN_ID"] = str(_DOMAIN)
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.pop("ROS_LOCALHOST_ONLY", None)  # deprecated in favour of the variable above
 os.environ.setdefault("PYTHONUNBUFFERED", "1")
+
+
+def pytest_report_header(config: object) -> list[str]:
+    """Say which implementation of each upstream ROS package this session tests (upstream or fallback)."""
+    try:
+        from beam_tracking_ros.ros import compat
+    except ImportError as exc:  # the ROS layer itself is not importable: the ROS tests skip
+        return [f"ROS packages: not checked ({exc})"]
+    return ["ROS packages: " + ", ".join(f"{name} {impl}" for name, impl in compat.implementations().items())]
+

@@ -512,6 +512,35 @@ def test_compat_reads_clouds_upstream_gets_wrong_with_ours(msgs, monkeypatch):
 
 @pytest.mark.ros
 @requires_ros
+def test_compat_images_agree_with_ours_whichever_bridge(msgs):
+    """compat's image functions (cv_bridge where installed, ours elsewhere) decode every encoding the nodes
+    accept to the same values as the nodes' converter, padded rows included, with cv_bridge's shapes."""
+    from beam_tracking_ros.ros import compat
+
+    sm, Header = msgs
+    img = _rng(9).integers(0, 256, (5, 7, 4), dtype=np.uint8)
+    for encoding, channels in (("bgra8", 4), ("rgb8", 3), ("mono8", 1)):
+        part = np.ascontiguousarray(img[..., :channels])
+        m = compat.numpy_to_imgmsg(part[..., 0] if channels == 1 else part, encoding=encoding)
+        assert (m.height, m.width, m.step, m.encoding) == (5, 7, 7 * channels, encoding)
+        padded = sm.Image(header=Header(frame_id="c"), height=5, width=7, encoding=encoding, is_bigendian=0,
+                          step=7 * channels + 3,
+                          data=b"".join(part[r].tobytes() + b"\xab" * 3 for r in range(5)))
+        for msg in (m, padded):
+            ours = cv.image_from_msg(msg)
+            got = compat.imgmsg_to_numpy(msg)
+            np.testing.assert_array_equal(got, ours[..., 0] if channels == 1 else ours)
+            np.testing.assert_array_equal(got, part[..., 0] if channels == 1 else part)
+        np.testing.assert_array_equal(compat.imgmsg_to_numpy(padded, "bgra8")[..., :3],
+                                      cv.image_from_msg(padded, as_bgra=True)[..., :3])
+    if compat.image_backend() == "fallback":
+        with pytest.raises(ValueError, match="without cv_bridge"):
+            compat.imgmsg_to_numpy(m, "32FC1")
+    assert set(compat.implementations().values()) <= {"upstream", "fallback"}
+
+
+@pytest.mark.ros
+@requires_ros
 def test_beam_observation_through_a_rosbags_typestore():
     from rclpy.serialization import serialize_message
 

@@ -11,6 +11,11 @@ behaviour), so everything here imports the real package first and never shadows 
 * :func:`read_points_numpy` / :func:`create_cloud`: sensor_msgs_py.point_cloud2's where importable
   (and given an rclpy PointCloud2), else ours. The package's own nodes call ``io.convert`` directly
   (zero-copy, duck-typed for rosbags); these two are for API users who want sensor_msgs_py semantics.
+* :func:`imgmsg_to_numpy` / :func:`numpy_to_imgmsg`: cv_bridge's ``CvBridge`` where importable, else
+  ours, with cv_bridge's shapes (mono images 2-D). The nodes use ``io.convert.image_from_msg`` (a
+  zero-copy view, no OpenCV needed).
+* :func:`implementations`: which of the two each upstream package resolves to in this process (the
+  test session prints it in its header, so a CI log says which path it tested).
 """
 from __future__ import annotations
 
@@ -145,3 +150,52 @@ def create_cloud(header: Any, fields: Sequence[Any], points: Any) -> Any:
     if pc2 is not None:
         return pc2.create_cloud(header, list(fields), points)
     return _convert.create_cloud(header, fields, points)
+
+
+# ------------------------------------------------------------------------------------------------
+# cv_bridge
+# ------------------------------------------------------------------------------------------------
+def image_backend() -> str:
+    """'cv_bridge' when importable, else 'fallback'."""
+    return "cv_bridge" if _import_real("cv_bridge") is not None else "fallback"
+
+
+def imgmsg_to_numpy(msg: Any, desired_encoding: str = "passthrough") -> Any:
+    """``CvBridge().imgmsg_to_cv2`` where installed, else ours: (H, W, C) uint8, (H, W) for mono8.
+
+    The fallback converts to 'passthrough' (a zero-copy view) or 'bgra8' only; other targets need
+    OpenCV and are refused with a clear error rather than guessed.
+    """
+    cvb = _import_real("cv_bridge")
+    if cvb is not None:
+        return cvb.CvBridge().imgmsg_to_cv2(msg, desired_encoding=desired_encoding)
+    if desired_encoding not in ("passthrough", str(msg.encoding), "bgra8"):
+        raise ValueError(f"desired_encoding {desired_encoding!r}: without cv_bridge only 'passthrough', "
+                         f"the image's own ({msg.encoding!r}) or 'bgra8' are supported")
+    img = _convert.image_from_msg(msg, as_bgra=desired_encoding == "bgra8" and msg.encoding != "bgra8")
+    return img[:, :, 0] if img.shape[2] == 1 else img
+
+
+def numpy_to_imgmsg(img: Any, encoding: str = "bgra8") -> Any:
+    """``CvBridge().cv2_to_imgmsg`` where installed, else ours (packed rows, little-endian)."""
+    cvb = _import_real("cv_bridge")
+    if cvb is not None:
+        return cvb.CvBridge().cv2_to_imgmsg(img, encoding=encoding)
+    return _convert.image_to_msg(img, 0, "", encoding=encoding)
+
+
+def implementations() -> dict[str, str]:
+    """Which implementation each upstream package resolves to here: 'upstream' or 'fallback'.
+
+    Found without importing the launch packages (importing them would register their pytest plugins'
+    side effects in a test session); the others are imported as the package itself would.
+    """
+    from beam_tracking_ros.ros.fallback.ros2cli import real_launch_available
+
+    return {
+        "launch, launch_ros": "upstream" if real_launch_available() else "fallback",
+        "message_filters": "upstream" if have_message_filters() else "fallback",
+        "sensor_msgs_py": "upstream" if point_cloud_backend() == "sensor_msgs_py" else "fallback",
+        "cv_bridge": "upstream" if image_backend() == "cv_bridge" else "fallback",
+    }
+
