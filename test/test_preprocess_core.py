@@ -203,12 +203,31 @@ def test_lidar_range_profile_and_background():
 
 
 def test_gps_local_metres():
-    cfg = P.PreprocessConfig(gps_reference=(0.0, 0.0, 0.0), gps_scale=1.0)
+    cfg = P.PreprocessConfig(gps_reference=(0.0, 0.0, 0.0), gps_scale=1.0, gnss_frame="enu")
     g = P.preprocess_gps(np.array([0.0, 0.001, 5.0]), cfg)
     assert g[0] == pytest.approx(math.radians(0.001) * P.EARTH_RADIUS_M, rel=1e-5)
     assert g[1] == pytest.approx(0.0) and g[2] == pytest.approx(5.0)
     multi = P.preprocess_gps(np.array([[0.001, 0.0, 0.0], [1.0, 1.0, 0.0]]), cfg)
     assert multi[1] == pytest.approx(math.radians(0.001) * P.EARTH_RADIUS_M, rel=1e-5)
+
+
+def test_gps_feature_is_the_world_offset_for_carla_fixes():
+    """Fixes projected as CARLA 0.9.16 does (+y of its map north; the simulator's and the bridge's) give
+    the target's offset from the RSU in the package's world frame, to a millimetre: the same feature as
+    the simulator's geometry, wherever the map's origin is."""
+    from beam_tracking_ros.sim.carla_format import location_to_gnss, world_to_carla
+
+    geo = (49.0, 8.4, 110.0)
+    rsu, car = np.array([[120.0, -35.0, 6.0]]), np.array([[150.0, -23.0, 1.5]])
+    ref = tuple(location_to_gnss(world_to_carla(rsu), *geo)[0])
+    fix = location_to_gnss(world_to_carla(car), *geo)[0]
+    cfg = P.PreprocessConfig(gps_reference=ref, gps_scale=1.0)
+    assert cfg.gnss_frame == "carla"
+    np.testing.assert_allclose(P.preprocess_gps(fix, cfg), (car - rsu)[0], atol=1e-3)
+    enu = P.preprocess_gps(fix, P.PreprocessConfig(gps_reference=ref, gps_scale=1.0, gnss_frame="enu"))
+    assert enu[1] == pytest.approx(-12.0, abs=0.02)  # north is -y of the world frame in a CARLA scene
+    with pytest.raises(ValueError, match="gnss_frame"):
+        P.PreprocessConfig(gnss_frame="ned")
 
 
 def test_site_offset_between_an_rsu_fix_and_a_gps_reference():

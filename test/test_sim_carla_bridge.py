@@ -55,7 +55,7 @@ def test_gnss_measurement_and_geo_projection() -> None:
     poses = bridge.poses_from_actors([actor])
     fix = bridge.gnss_of_vehicles(poses, np.array([0]), (49.0, 8.4, 110.0))
     np.testing.assert_allclose(fix[0], location_to_gnss(np.array([10.0, 5.0, 1.5]), 49.0, 8.4, 110.0))
-    assert fix[0, 1] > 8.4 and fix[0, 0] < 49.0  # CARLA +x is east, +y (right) is south
+    assert fix[0, 1] > 8.4 and fix[0, 0] > 49.0  # CARLA 0.9.16: +x is east, +y is north
     # the RSU's own fix (the GPS feature's origin): its array, rsu_height above the ground at the pole
     np.testing.assert_allclose(bridge.rsu_gnss(10.0, 5.0, 0.3, 6.0, (49.0, 8.4, 110.0)),
                                location_to_gnss(np.array([10.0, 5.0, 6.3]), 49.0, 8.4, 110.0))
@@ -229,4 +229,23 @@ def test_connect_deadline_holds_even_if_the_client_never_returns() -> None:
         with pytest.raises(bridge.CarlaConnectionError, match="no CARLA server answered"):
             bridge.connect(cfg, fake_carla)
         assert time.monotonic() - t0 < cfg.connect_deadline_s + 1.0
+
+
+def test_bridge_fixes_come_from_the_maps_own_projection() -> None:
+    """The bridge asks the map (Map.transform_to_geolocation), so its fixes are what CARLA's GNSS sensor
+    reports on that map; on 0.9.16 that equals the built-in simulator's formula."""
+    carla = pytest.importorskip("carla")
+    from test_sim_carla_format import _carla_map
+
+    from beam_tracking_ros.sim import location_to_gnss
+
+    _, cmap = _carla_map("+lat_0=49 +lon_0=8.4")
+    project = bridge.map_projection(cmap, carla)
+    locs = np.array([[0.0, 100.0, 0.0], [250.0, -40.0, 3.0]])
+    np.testing.assert_allclose(project(locs), location_to_gnss(locs, 49.0, 8.4), atol=1e-11)
+    actor = FakeActor(7, Transform(Vec(10.0, 5.0, 0.0), Rot(yaw=0.0)), BBox(Vec(0, 0, 0.75), Vec(2.0, 1.0, 0.75)))
+    poses = bridge.poses_from_actors([actor])
+    np.testing.assert_allclose(bridge.gnss_of_vehicles(poses, np.array([0]), project),
+                               bridge.gnss_of_vehicles(poses, np.array([0]), (49.0, 8.4, 0.0)), atol=1e-9)
+    assert bridge.rsu_gnss(10.0, 5.0, 0.3, 6.0, project)[0] > 49.0  # +y north
 

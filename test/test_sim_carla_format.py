@@ -69,18 +69,40 @@ def test_lidar_points_xyz_intensity() -> None:
         lidar_from_bytes(12)
 
 
-def test_gnss_matches_carla_projection() -> None:
-    lat0, lon0 = 49.0, 8.4
-    g = location_to_gnss(np.zeros(3), lat0, lon0, 100.0)
-    np.testing.assert_allclose(g, [lat0, lon0, 100.0], atol=1e-9)
-    # CARLA: +x is east (longitude grows), +y is south (latitude falls); 1 m on the Mercator plane is
-    # 1 / (R cos(lat0)) rad of longitude.
-    east = location_to_gnss(np.array([100.0, 0.0, 0.0]), lat0, lon0)
-    south = location_to_gnss(np.array([0.0, 100.0, 2.0]), lat0, lon0)
-    dlon = np.degrees(100.0 / (6378137.0 * np.cos(np.radians(lat0))))
-    assert east[1] - lon0 == pytest.approx(dlon, rel=1e-9)
-    assert south[0] < lat0 and south[2] == pytest.approx(2.0)
-    locs = np.array([[12.0, -40.0, 1.5], [-300.0, 250.0, 0.0]])
-    np.testing.assert_allclose(
-        gnss_to_location(location_to_gnss(locs, lat0, lon0), lat0, lon0), locs, atol=1e-6
+def _carla_map(geo_reference: str):
+    """A server-free ``carla.Map`` of one straight road whose OpenDRIVE header carries ``geo_reference``."""
+    carla = pytest.importorskip("carla")
+    xodr = (
+        '<?xml version="1.0" standalone="yes"?><OpenDRIVE><header revMajor="1" revMinor="4" name="t" '
+        'version="1" north="0" south="0" east="0" west="0"><geoReference><![CDATA['
+        f"{geo_reference}]]></geoReference></header>"
+        '<road name="r" length="200" id="1" junction="-1"><link/><planView><geometry s="0" x="-100" y="0" '
+        'hdg="0" length="200"><line/></geometry></planView><elevationProfile/><lateralProfile/><lanes>'
+        '<laneSection s="0"><left/><center><lane id="0" type="none" level="false"/></center><right>'
+        '<lane id="-1" type="driving" level="false"><width sOffset="0" a="3.5" b="0" c="0" d="0"/></lane>'
+        "</right></laneSection></lanes></road></OpenDRIVE>"
     )
+    return carla, carla.Map("t", xodr)
+
+
+@pytest.mark.parametrize("lat0, lon0", [(49.0, 8.4), (0.0, 0.0), (-33.9, 151.2), (64.1, -21.9)])
+def test_gnss_equals_carla_0916_transform_to_geolocation(lat0: float, lon0: float) -> None:
+    """The projection of CARLA 0.9.16 itself (its GNSS sensor, Map.transform_to_geolocation), not the
+    <= 0.9.15 Mercator that mirrored north-south: +y is north."""
+    carla, cmap = _carla_map(f"+proj=tmerc +lat_0={lat0} +lon_0={lon0} +k=1 +x_0=0 +y_0=0 +datum=WGS84")
+    locs = np.round(np.random.default_rng(3).uniform(-20000.0, 20000.0, (200, 3)))  # exact in float32
+    theirs = np.array([[g.latitude, g.longitude, g.altitude] for g in (
+        cmap.transform_to_geolocation(carla.Location(*map(float, p))) for p in locs)])
+    np.testing.assert_allclose(location_to_gnss(locs, lat0, lon0), theirs, rtol=0, atol=1e-11)
+    north = location_to_gnss(np.array([0.0, 100.0, 0.0]), lat0, lon0)
+    assert north[0] > lat0 and north[1] == pytest.approx(lon0)
+    back = np.array([[v.x, v.y, v.z] for v in (
+        cmap.geolocation_to_transform(carla.GeoLocation(*g)) for g in theirs)])
+    np.testing.assert_allclose(gnss_to_location(theirs, lat0, lon0), back, atol=1e-3)  # theirs: float32
+    np.testing.assert_allclose(gnss_to_location(location_to_gnss(locs, lat0, lon0), lat0, lon0), locs, atol=1e-6)
+
+
+def test_gnss_of_the_issue_example_is_north_not_south() -> None:
+    """Issue 17: geoReference +lat_0=49 +lon_0=8.4, location (0, 100, 0) -> latitude 49.00089867."""
+    g = location_to_gnss(np.array([0.0, 100.0, 0.0]), 49.0, 8.4, 110.0)
+    assert g[0] == pytest.approx(49.00089867, abs=1e-8) and g[2] == pytest.approx(110.0)

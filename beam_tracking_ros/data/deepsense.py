@@ -314,6 +314,8 @@ def import_deepsense(folder: str | os.PathLike[str], root: str | os.PathLike[str
             bs = read_text_floats(first.bs_loc)
             ref = (float(bs[0]), float(bs[1]), 0.0)
         cfg = PreprocessConfig(gps_reference=ref)
+    # real-world fixes: east, north, up (a caller's config made for the simulator's scenes says "carla")
+    cfg = dataclasses.replace(cfg, gnss_frame="enu")
     ids = list(seqs)
     splits = assign_splits(ids, fractions, seed)
 

@@ -190,10 +190,17 @@ def generate_dataset(
         "episode_seeds": [c.seed for c in configs],
         "frames_per_episode": frames_per_episode,
         "rate_hz": scenarios[0].rate_hz,
+        "gnss_projection": _gnss_projection(),  # fixes as CARLA 0.9.16 projects them (features: world frame)
     }
     build_dataset(root, episode_stream(), P=P, H=H, cfg=cfg, modalities=modalities, splits=splits,
                   fractions=fractions, seed=seed, meta=meta, chunk_size=chunk_size)
     return root
+
+
+def _gnss_projection() -> str:
+    from ..sim.carla_format import GNSS_PROJECTION
+
+    return GNSS_PROJECTION
 
 
 def _codebook_id(config: Any) -> str:

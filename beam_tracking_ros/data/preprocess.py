@@ -41,6 +41,7 @@ from ..modalities import SENSOR_INPUTS, SENSORS, WINDOW_INPUTS
 from .errors import PreprocessError
 
 __all__ = [
+    "GNSS_FRAMES",
     "MODALITY_KEYS",
     "BeamFeatureTracks",
     "PreprocessConfig",
@@ -48,6 +49,7 @@ __all__ = [
     "estimate_lidar_background",
     "gps_beam_features",
     "gps_to_local",
+    "gps_to_site",
     "highest_point_sampling",
     "lidar_beam_features",
     "lidar_bev",
@@ -111,6 +113,10 @@ class PreprocessConfig:
     # GPS
     gps_reference: tuple[float, float, float] = (0.0, 0.0, 0.0)  # RSU lat deg, lon deg, alt m
     gps_scale: float = 100.0  # m -> unit
+    # how fixes map to the site's frame: "carla" for fixes projected as CARLA 0.9.16 does (the built-in
+    # simulator, the CARLA bridge, carla-ros-bridge): north is -y of the package's world frame; "enu" for
+    # fixes of the real world (DeepSense, a real RSU): east, north, up. See :data:`GNSS_FRAMES`.
+    gnss_frame: str = "carla"
     # failure policy
     allow_empty: bool = False  # an empty radar/LiDAR cloud yields zero arrays instead of an error
 
@@ -128,6 +134,8 @@ class PreprocessConfig:
             bad("geometry_horizon", "geometry_horizon and geometry_speed_mps must be >= 0")
         if self.geometry_label_mode not in ("single", "sum_rss"):
             bad("geometry_label_mode", f"expected 'single' or 'sum_rss', got {self.geometry_label_mode!r}")
+        if self.gnss_frame not in GNSS_FRAMES:
+            bad("gnss_frame", f"expected one of {sorted(GNSS_FRAMES)}, got {self.gnss_frame!r}")
         if self.radar_sampling not in RADAR_SAMPLING:
             bad("radar_sampling", f"expected one of {RADAR_SAMPLING}, got {self.radar_sampling!r}")
         if not self.radar_min_speed >= 0:
@@ -682,7 +690,7 @@ def gps_beam_features(gnss: np.ndarray, cfg: PreprocessConfig, tracks: BeamFeatu
     from ..channel import VehicleBoxes, label_powers
     from .geometry_baseline import _single_thread_blas
 
-    local = preprocess_gps(gnss, cfg) * cfg.gps_scale  # east, north, up of the fix from the RSU antenna (m)
+    local = preprocess_gps(gnss, cfg) * cfg.gps_scale  # the fix from the RSU antenna in the site frame (m)
     base = _geometry_baseline(cfg)
     site = base.site
     rsu = np.asarray(site.rsu.position, dtype=np.float64)
@@ -723,6 +731,32 @@ def gps_to_local(lat_lon_alt: np.ndarray, reference: tuple[float, float, float])
     return np.stack([east, north, g[..., 2] - alt0], axis=-1)
 
 
+#: The sign of north along the site frame's y for each source of fixes. CARLA 0.9.16 projects +y of its
+#: left-handed map frame to north, and the package's right-handed world frame is CARLA's with y negated,
+#: so in a CARLA-made scene an offset (east, north) lies at world (east, -north) (sim.carla_format).
+GNSS_FRAMES: dict[str, float] = {"carla": -1.0, "enu": 1.0}
+
+
+def gps_to_site(lat_lon_alt: np.ndarray, reference: tuple[float, float, float], gnss_frame: str) -> np.ndarray:
+    """The position a fix means relative to ``reference`` in the frame the site's geometry (RSU pose,
+    lanes) is given in: x east, y the site's y, z up, metres.
+
+    "enu": :func:`gps_to_local`. "carla": CARLA's own inverse projection around the reference
+    (:func:`..sim.carla_format.gnss_to_location`, exact where the tangent plane is off by CARLA's scale
+    factor 0.9996, 4 cm per 100 m), then y negated into the package's world frame.
+    """
+    if gnss_frame not in GNSS_FRAMES:
+        raise ValueError(f"gnss_frame: expected one of {sorted(GNSS_FRAMES)}, got {gnss_frame!r}")
+    if gnss_frame == "enu":
+        return gps_to_local(lat_lon_alt, reference)
+    from ..sim.carla_format import gnss_to_location
+
+    lat0, lon0, alt0 = reference
+    site = gnss_to_location(np.asarray(lat_lon_alt, dtype=np.float64), lat0, lon0, alt0)
+    site[..., 1] *= GNSS_FRAMES[gnss_frame]
+    return site
+
+
 #: Fixes of one RSU differ by receiver noise, not by this much (m); a larger offset is another site.
 SITE_TOLERANCE_M = 5.0
 
@@ -739,7 +773,8 @@ def site_offset_m(fix: Sequence[float] | np.ndarray, reference: Sequence[float])
 
 
 def preprocess_gps(gnss: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
-    """GNSS ``(3,)`` or ``(K, 3)`` (row 0 = target) -> ``(3,)`` position relative to the RSU / gps_scale."""
+    """GNSS ``(3,)`` or ``(K, 3)`` (row 0 = target) -> ``(3,)`` position relative to the RSU / gps_scale,
+    in the site's frame (``cfg.gnss_frame``), so the feature means the same for every source of fixes."""
     g = np.asarray(gnss)
     if g.ndim == 2 and g.shape[0] >= 1 and g.shape[1] == 3:
         g = g[0]
@@ -749,7 +784,7 @@ def preprocess_gps(gnss: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
         raise PreprocessError("gnss", "NaN/inf fix")
     if abs(g[0]) > 90 or abs(g[1]) > 180:
         raise PreprocessError("gnss", f"latitude/longitude out of range: {g[:2]}")
-    return (gps_to_local(g, cfg.gps_reference) / cfg.gps_scale).astype(np.float32)
+    return (gps_to_site(g, cfg.gps_reference, cfg.gnss_frame) / cfg.gps_scale).astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from ..sim.carla_bridge import (
     ground_truth,
     image_from_carla,
     lidar_from_carla,
+    map_projection,
     poses_from_actors,
     radar_from_carla,
     rsu_from_spawn_point,
@@ -116,8 +117,7 @@ class CarlaBridgeNode(Node):
             setattr(weather, k, val)
         world.set_weather(weather)
         cmap = world.get_map()
-        geo = cmap.transform_to_geolocation(carla.Location(x=0.0, y=0.0, z=0.0))
-        self.geo_ref = (float(geo.latitude), float(geo.longitude), float(geo.altitude))
+        self.geo_ref = map_projection(cmap, carla)  # fixes as the map's GNSS sensor would report them
         spawn_points = cmap.get_spawn_points()
         if cfg.rsu_spawn_point >= 0:
             if cfg.rsu_spawn_point >= len(spawn_points):

@@ -41,10 +41,10 @@ from ..channel import (
     Walls,
 )
 from . import CameraConfig, LidarConfig, RadarConfig
-from .carla_format import image_from_bytes, lidar_from_bytes, location_to_gnss, radar_from_bytes
+from .carla_format import image_from_bytes, lidar_from_bytes, radar_from_bytes
 from .carla_probe import carla_server_answers, describe_no_server
 from .config import LABEL_MODES, WEATHERS
-from .ground_truth import roof_gnss
+from .ground_truth import GeoReference, project_gnss, roof_gnss
 
 # ================================================================================================
 # Pure conversions (no server, no ROS): CARLA objects -> the core's numpy arrays
@@ -201,18 +201,35 @@ def rsu_pose_world(x: float, y: float, yaw_deg: float, height: float) -> RsuPose
     return RsuPose((float(x), float(-y), float(height)), float(carla_yaw_to_world(yaw_deg)))
 
 
-def rsu_gnss(x: float, y: float, ground_z: float, height: float, geo_ref: tuple[float, float, float]
-             ) -> np.ndarray:
+def map_projection(cmap: Any, carla_module: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """The map's own geo-projection, ``Map.transform_to_geolocation``, over (N, 3) CARLA locations.
+
+    Why not a formula: the projection is the server's (0.9.16 changed it; later versions read more of
+    the geoReference), so fixes computed through it are what CARLA's GNSS sensor and carla-ros-bridge
+    report on that map, whatever the version."""
+
+    def project(locations: np.ndarray) -> np.ndarray:
+        out = np.empty((len(locations), 3), dtype=np.float64)
+        for i, (x, y, z) in enumerate(np.asarray(locations, dtype=np.float64).reshape(-1, 3)):
+            g = cmap.transform_to_geolocation(carla_module.Location(x=float(x), y=float(y), z=float(z)))
+            out[i] = (g.latitude, g.longitude, g.altitude)
+        return out
+
+    return project
+
+
+def rsu_gnss(x: float, y: float, ground_z: float, height: float, geo_ref: GeoReference) -> np.ndarray:
     """(3,) lat/lon/alt of the RSU's array at CARLA (x, y), ``height`` above ``ground_z``: its own fix,
     published on the RSU's GNSS topic so a recorded bag carries the GPS feature's reference."""
-    return location_to_gnss(np.array([[x, y, ground_z + height]], dtype=np.float64), *geo_ref)[0]
+    return project_gnss(np.array([[x, y, ground_z + height]], dtype=np.float64), geo_ref)[0]
 
 
-def gnss_of_vehicles(poses: ActorPoses, rows: np.ndarray, geo_ref: tuple[float, float, float],
+def gnss_of_vehicles(poses: ActorPoses, rows: np.ndarray, geo_ref: GeoReference,
                      rng: np.random.Generator | None = None, noise_std_m: float = 0.0) -> np.ndarray:
     """(R, 3) [lat, lon, alt] of the roof centres of ``rows`` (:func:`.ground_truth.roof_gnss`, the
-    simulator's rule) around the map's reference ``geo_ref = (lat0, lon0, alt0)``; CARLA's altitudes are
-    above the map's origin, not the road, so the ground height the world frame took off is added back."""
+    simulator's rule) through the map's projection ``geo_ref`` (:func:`map_projection`, or the
+    geoReference's (lat0, lon0, alt0)); CARLA's altitudes are above the map's origin, not the road, so
+    the ground height the world frame took off is added back."""
     rows = np.asarray(rows, dtype=np.int64).reshape(-1)
     fix = roof_gnss(poses.boxes.center[rows], poses.boxes.size[rows, 2], geo_ref, rng, noise_std_m)
     fix[:, 2] += poses.carla_center[rows, 2] - poses.boxes.center[rows, 2]

@@ -10,17 +10,30 @@ CARLA layouts (carla.Image / carla.RadarMeasurement / carla.LidarMeasurement ``r
 bytes-like object; ``*_to_bytes`` produce exactly the bytes CARLA would send. Bad sizes raise
 ValueError naming the argument.
 
-GNSS: CARLA converts a location (x, y, z) in its left-handed map frame to latitude/longitude with a
-spherical Mercator projection around the map's geo reference (``_location_to_gps`` of CARLA's
-PythonAPI, equatorial radius 6378137 m): ``location_to_gnss`` reproduces that; ``gnss_to_location``
-inverts it.
+GNSS: CARLA 0.9.16 converts a location (x, y, z) in its map frame to latitude/longitude with a
+transverse Mercator projection around the map's geoReference ``+lat_0``/``+lon_0`` (the GNSS sensor and
+``Map.transform_to_geolocation``): a sphere of radius 6378137 m, central scale factor 0.9996, no false
+easting/northing (other ``+proj``/``+k``/``+x_0`` terms are ignored); +x is east and **+y is north**,
+altitude is z. ``location_to_gnss`` reproduces it (to 1e-13 degrees, tested against ``carla.Map`` built
+from an OpenDRIVE string) and ``gnss_to_location`` inverts it. CARLA <= 0.9.15 used a spherical
+Mercator with +y south; a dataset's meta names the rule its raw fixes followed (``GNSS_PROJECTION``). The
+GPS feature itself is the target's offset in the world frame (``PreprocessConfig.gnss_frame``), the same
+under either rule.
+
+Because CARLA's frame is left-handed and the package's world frame is CARLA's with y negated, north is
+-y in the world frame of a CARLA (or built-in simulator) scene: see :func:`gnss_north_sign`.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-EARTH_RADIUS_EQUA = 6378137.0
+EARTH_RADIUS_EQUA = 6378137.0  # WGS-84 semi-major axis a (m): the radius of CARLA's projection sphere
+TM_SCALE = 0.9996  # CARLA 0.9.16's central scale factor (UTM's), whatever the geoReference's +k says
+#: The GNSS rule of this module (written into dataset meta so a reader can tell old data from new).
+GNSS_PROJECTION = "carla-0.9.16-tmerc"
 _F32 = np.dtype("<f4")
 
 
@@ -94,27 +107,43 @@ def radar_to_xyz(detections: np.ndarray) -> np.ndarray:
 
 
 def location_to_gnss(location: np.ndarray, lat0: float, lon0: float, alt0: float = 0.0) -> np.ndarray:
-    """CARLA map locations (..., 3) (left-handed x, y, z in metres) -> (..., 3) [lat, lon, alt]."""
+    """CARLA map locations (..., 3) (x east, y north as CARLA 0.9.16 projects, metres) -> (..., 3)
+    [lat, lon, alt], as ``carla.Map.transform_to_geolocation`` computes it around ``(lat0, lon0)``:
+    the inverse spherical transverse Mercator (Snyder, "Map Projections", eq. 8-6 and 8-7) on a sphere
+    of radius a = 6378137 m with scale factor :data:`TM_SCALE`; alt = z + ``alt0``."""
     loc = np.asarray(location, dtype=np.float64)
     if loc.shape[-1] != 3:
         raise ValueError(f"location: expected (..., 3), got {loc.shape}")
-    scale = np.cos(np.radians(lat0))
-    mx = scale * np.radians(lon0) * EARTH_RADIUS_EQUA + loc[..., 0]
-    my = scale * EARTH_RADIUS_EQUA * np.log(np.tan(np.radians(90.0 + lat0) / 2.0)) - loc[..., 1]
-    lon = np.degrees(mx / (EARTH_RADIUS_EQUA * scale))
-    lat = 2.0 * np.degrees(np.arctan(np.exp(my / (EARTH_RADIUS_EQUA * scale)))) - 90.0
-    return np.stack([lat, lon, loc[..., 2] + alt0], axis=-1)
+    r = EARTH_RADIUS_EQUA * TM_SCALE
+    x = loc[..., 0] / r
+    d = loc[..., 1] / r + math.radians(lat0)
+    lat = np.arcsin(np.sin(d) / np.cosh(x))
+    lon = math.radians(lon0) + np.arctan2(np.sinh(x), np.cos(d))
+    return np.stack([np.degrees(lat), np.degrees(lon), loc[..., 2] + alt0], axis=-1)
 
 
 def gnss_to_location(gnss: np.ndarray, lat0: float, lon0: float, alt0: float = 0.0) -> np.ndarray:
-    """Inverse of location_to_gnss."""
+    """Inverse of :func:`location_to_gnss` (the forward projection, ``carla.Map.geolocation_to_transform``)."""
     g = np.asarray(gnss, dtype=np.float64)
-    scale = np.cos(np.radians(lat0))
-    mx0 = scale * np.radians(lon0) * EARTH_RADIUS_EQUA
-    my0 = scale * EARTH_RADIUS_EQUA * np.log(np.tan(np.radians(90.0 + lat0) / 2.0))
-    mx = np.radians(g[..., 1]) * EARTH_RADIUS_EQUA * scale
-    my = scale * EARTH_RADIUS_EQUA * np.log(np.tan(np.radians(90.0 + g[..., 0]) / 2.0))
-    return np.stack([mx - mx0, my0 - my, g[..., 2] - alt0], axis=-1)
+    if g.shape[-1] != 3:
+        raise ValueError(f"gnss: expected (..., 3), got {g.shape}")
+    r = EARTH_RADIUS_EQUA * TM_SCALE
+    lat = np.radians(g[..., 0])
+    dlon = np.radians(g[..., 1]) - math.radians(lon0)
+    b = np.cos(lat) * np.sin(dlon)
+    x = r * np.arctanh(b)
+    y = r * (np.arctan2(np.tan(lat), np.cos(dlon)) - math.radians(lat0))
+    return np.stack([x, y, g[..., 2] - alt0], axis=-1)
+
+
+def gnss_north_sign() -> float:
+    """The sign of north along the package's world y in a CARLA-based scene: -1.
+
+    Why it exists: CARLA 0.9.16 projects +y of its left-handed map frame to north, and the package's
+    right-handed world frame is CARLA's with y negated, so a GNSS offset (east, north) lies at world
+    (east, -north). Geometry from fixes in such a scene must apply it (the built-in simulator is one).
+    """
+    return -1.0
 
 
 def world_to_carla(xyz: np.ndarray) -> np.ndarray:

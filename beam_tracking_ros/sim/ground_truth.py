@@ -102,13 +102,30 @@ def choose_label(result: ChannelResult, ids: np.ndarray, centers: np.ndarray, rs
     return label, int(rows[np.argmin(d[rows])]), None
 
 
-def roof_gnss(centers_world: np.ndarray, heights: np.ndarray, geo_ref: tuple[float, float, float],
+#: Where fixes come from: ``(lat0, lon0, alt0)`` of the map's geoReference (CARLA 0.9.16's projection,
+#: :func:`.carla_format.location_to_gnss`), or the map's own projection as a function of (N, 3) CARLA
+#: locations -> (N, 3) [lat, lon, alt] (the CARLA bridge passes ``Map.transform_to_geolocation``).
+GeoReference = tuple[float, float, float] | Callable[[np.ndarray], np.ndarray]
+
+
+def project_gnss(carla_locations: np.ndarray, geo_ref: GeoReference) -> np.ndarray:
+    """(N, 3) CARLA-frame locations -> (N, 3) [lat, lon, alt] by ``geo_ref`` (see :data:`GeoReference`)."""
+    locs = np.asarray(carla_locations, dtype=np.float64).reshape(-1, 3)
+    if callable(geo_ref):
+        out = np.asarray(geo_ref(locs), dtype=np.float64).reshape(-1, 3)
+        if out.shape != locs.shape:
+            raise ValueError(f"geo_ref: the projection returned {out.shape} for {locs.shape} locations")
+        return out
+    return location_to_gnss(locs, *geo_ref)
+
+
+def roof_gnss(centers_world: np.ndarray, heights: np.ndarray, geo_ref: GeoReference,
               rng: np.random.Generator | None = None, noise_std_m: float = 0.0) -> np.ndarray:
     """(V, 3) [lat, lon, alt] of the roof centres (box centres in the right-handed world frame, ``heights``
-    the boxes' heights), projected as CARLA's GNSS sensor does around ``geo_ref = (lat0, lon0, alt0)``;
+    the boxes' heights), projected as CARLA's GNSS sensor does (``geo_ref``, :data:`GeoReference`);
     with Gaussian noise of ``noise_std_m`` per axis, drawn in the world frame."""
     pos = np.array(centers_world, dtype=np.float64, copy=True).reshape(-1, 3)
     pos[:, 2] += np.asarray(heights, dtype=np.float64).reshape(-1) / 2
     if rng is not None and noise_std_m > 0:
         pos += rng.normal(0.0, noise_std_m, pos.shape)
-    return location_to_gnss(world_to_carla(pos), *geo_ref)
+    return project_gnss(world_to_carla(pos), geo_ref)
