@@ -118,3 +118,85 @@ def test_site_follows_the_scenario() -> None:
     assert GeometrySite.from_sim_config(SimConfig(), walls="none").walls is None
     with pytest.raises(ValueError, match="walls"):
         GeometrySite.from_sim_config(SimConfig(), walls="map")
+
+
+# ---- site files: what a real RSU's survey gives the baseline ---------------------------------------------
+def test_site_file_round_trips_the_builtin_site_and_predicts_the_same(tmp_path) -> None:
+    site = GeometrySite.from_sim_config(CFG)
+    path = tmp_path / "site.yaml"
+    path.write_text(site.to_yaml())
+    again = GeometrySite.from_yaml(path)
+    assert again.to_dict() == site.to_dict()
+    _, cloud, _ = _lone_vehicle_cloud(18.0, -1.75)
+    a = GeometryBaseline(site, horizon=2).predict(cloud)
+    b = GeometryBaseline(again, horizon=2).predict(cloud)
+    np.testing.assert_allclose(a.scores, b.scores)
+
+
+def test_a_surveyed_array_heading_turns_the_beam_with_it(tmp_path) -> None:
+    """A site file whose array is turned 20 deg (the LiDAR as before) points the lone vehicle's pattern
+    along the vehicle's azimuth in the turned array's frame: the file's values are used, not the scene's."""
+    sim, cloud, box = _lone_vehicle_cloud(12.0, 5.25)
+    d = GeometrySite.from_sim_config(CFG).to_dict()
+    d["rsu"]["yaw_deg"] += 20.0
+    path = tmp_path / "site.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump({"site": d}))
+    site = GeometrySite.from_yaml(path)
+    beam = int(np.argmax(GeometryBaseline(site, horizon=0).predict(cloud).scores[0]))
+    ceiling = ChannelModel(sim.ceiling_channel.config, sim.channel.codebook)
+    true = ceiling.compute(site.rsu, box, None, rng=None, shadow_db=np.zeros(1)).powers_dbm[0]
+    assert beam == int(np.argmax(true))
+    default = int(np.argmax(GeometryBaseline(GeometrySite.from_sim_config(CFG), horizon=0).predict(cloud).scores[0]))
+    assert beam != default
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda d: d.update(lable_mode="single"), "unknown key(s) ['lable_mode']"),
+    (lambda d: d.pop("road"), "missing key(s) ['road']"),
+    (lambda d: d["rsu"].update(position=[0, 0]), "rsu.position: expected a list of 3 numbers"),
+    (lambda d: d["lidar"].update(yaw_deg="north"), "lidar.yaw_deg: expected a finite number"),
+    (lambda d: d["road"].update(y_min=5.0, y_max=-5.0), "road_y must be (min, max)"),
+    (lambda d: d["channel"]["array"].update(n_cols=0), "channel: n_cols"),
+    (lambda d: d.update(walls=[{"p0": [0, 0], "p1": [0, 0], "height": 10}]), "zero-length wall"),
+    (lambda d: d.update(label_mode="nearest"), "label_mode: unknown 'nearest'"),
+])
+def test_bad_site_files_name_the_file_and_the_key(tmp_path, edit, message) -> None:
+    import yaml
+
+    d = GeometrySite.from_sim_config(CFG).to_dict()
+    edit(d)
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump({"site": d}))
+    with pytest.raises(ValueError, match="site file") as info:
+        GeometrySite.from_yaml(path)
+    assert message in str(info.value) and str(path) in str(info.value)
+
+
+def test_unreadable_site_files_are_clear_errors(tmp_path) -> None:
+    with pytest.raises(ValueError, match="cannot be read"):
+        GeometrySite.from_yaml(tmp_path / "missing.yaml")
+    (tmp_path / "bad.yaml").write_text("site: [unclosed\n")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        GeometrySite.from_yaml(tmp_path / "bad.yaml")
+    (tmp_path / "top.yaml").write_text("rsu: {}\n")
+    with pytest.raises(ValueError, match="top-level 'site:'"):
+        GeometrySite.from_yaml(tmp_path / "top.yaml")
+
+
+def test_site_cli_exports_a_template_and_checks_files(tmp_path, capsys) -> None:
+    from beam_tracking_ros.cli import main
+
+    assert main(["site", "export", "--lanes", "3", "--label-mode", "single"]) == 0
+    text = capsys.readouterr().out
+    path = tmp_path / "site.yaml"
+    path.write_text(text)
+    assert GeometrySite.from_yaml(path).to_dict() == GeometrySite.from_sim_config(
+        SimConfig(lanes=3, label_mode="single")).to_dict()
+    assert main(["site", "check", str(path)]) == 0
+    assert "ok: array at" in capsys.readouterr().out
+    path.write_text(text.replace("label_mode: single", "label_mode: nearest"))
+    assert main(["site", "check", str(path)]) == 2
+    assert "label_mode" in capsys.readouterr().err
+

@@ -277,14 +277,21 @@ def test_gps_model_on_another_sites_rsu_is_reported() -> None:
     assert any("GPS reference is 11" in s["_message"] for s in got["snapshots"]), got["snapshots"]
 
 
-def test_geometry_baseline_runs_as_a_model_and_matches_offline() -> None:
+@pytest.mark.parametrize("site_file", [False, True], ids=["builtin_site", "site_file"])
+def test_geometry_baseline_runs_as_a_model_and_matches_offline(site_file: bool, tmp_path: Path) -> None:
     """model:=geometry: the non-learned LiDAR baseline in the live node, a prediction per LiDAR frame equal
-    to the same baseline run offline on the same clouds."""
+    to the same baseline run offline on the same clouds -- with the built-in scene's site, and with that
+    site read from a site file (geometry_site:=FILE, what a real RSU uses)."""
     from beam_tracking_ros.data.geometry_baseline import GeometrySite
     from beam_tracking_ros.sim import SimConfig, Simulator
     from beam_tracking_ros.tracking import GeometryTracker
 
-    tracker = _start_tracker(model=Path("geometry"))
+    params: list[str] = []
+    if site_file:
+        path = tmp_path / "site.yaml"
+        path.write_text(GeometrySite.from_sim_config(SimConfig()).to_yaml())
+        params = ["-p", f"geometry_site:={path}"]
+    tracker = _start_tracker(*params, model=Path("geometry"))
     try:
         plan = _plan(12, ["lidar"])
         got = _play(plan)
@@ -302,6 +309,16 @@ def test_geometry_baseline_runs_as_a_model_and_matches_offline() -> None:
         assert modalities == ["lidar"] and fill == 1.0 and size == 152 and all(len(t) == 3 for t in top_k)
         assert offsets == pytest.approx([0.0, 0.1, 0.2, 0.3])  # the built-in scene's period: no card to say
     assert int(got["diag"]["predictions"]) == 12
+
+
+def test_bad_geometry_site_file_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "site.yaml"
+    bad.write_text("site:\n  rsu: {position: [0, 0, 6], yaw_deg: 90}\n  lidar: {origin: [0, 0, 5], yaw_deg: 90}\n"
+                   "  road: {y_min: -8, y_max: 8}\n  lable_mode: single\n")
+    proc = _start_tracker("-p", f"geometry_site:={bad}", model=Path("geometry"))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2, err[-2000:]
+    assert "lable_mode" in err and str(bad) in err and "Traceback" not in err
 
 
 def test_model_without_a_configured_topic_is_refused() -> None:

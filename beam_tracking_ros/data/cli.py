@@ -138,6 +138,22 @@ def register(subparsers: Any) -> None:
                    help="angle/Doppler FFT size of the radar maps (default: from the cubes, 64 or their chirps)")
     d.set_defaults(func=_import_deepsense)
 
+    site = subparsers.add_parser(
+        "site", help="site files of the geometry baseline (model:=geometry on a real RSU)",
+        description="A site file says where the RSU's array, LiDAR and road are and which codebook it sweeps; "
+                    "the beam tracker reads it with geometry_site:=FILE.")
+    ssub = site.add_subparsers(dest="site_command", metavar="ACTION")
+    site.set_defaults(func=lambda args: (site.print_help(), 2)[1])
+    e = ssub.add_parser("export", help="print the site file of a built-in scene (a template to edit)")
+    e.add_argument("--lanes", type=int, default=2, help="lanes per direction (default 2)")
+    e.add_argument("--label-mode", choices=("sum_rss", "single"), default="sum_rss")
+    e.add_argument("--walls", choices=("street", "none"), default="street",
+                   help="the street's building line (default) or no facades")
+    e.set_defaults(func=_site_export)
+    c = ssub.add_parser("check", help="validate a site file and summarise it")
+    c.add_argument("file")
+    c.set_defaults(func=_site_check)
+
 
 def _run(fn: Any, args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -190,6 +206,37 @@ def _build(args: argparse.Namespace) -> int:
         _print_summary(a.out)
 
     return _run(go, args)
+
+
+def _site_export(args: argparse.Namespace) -> int:
+    from ..sim import SimConfig
+    from .geometry_baseline import GeometrySite
+
+    try:
+        site = GeometrySite.from_sim_config(SimConfig(lanes=args.lanes, label_mode=args.label_mode), walls=args.walls)
+    except ValueError as exc:
+        print(f"beam-tracking site: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"# Geometry-baseline site of the built-in {args.lanes}-lane scene ({args.label_mode}); world frame:\n"
+          "# right-handed, metres, z up, yaw counter-clockwise from +x. Edit it to a surveyed RSU.")
+    print(site.to_yaml(), end="")
+    return 0
+
+
+def _site_check(args: argparse.Namespace) -> int:
+    from ..channel import ChannelModel
+    from .geometry_baseline import GeometrySite
+
+    try:
+        site = GeometrySite.from_yaml(args.file)
+        n = ChannelModel(site.channel).n_beams
+    except ValueError as exc:
+        print(f"beam-tracking site: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.file}: ok: array at {tuple(round(v, 2) for v in site.rsu.position)} facing "
+          f"{math.degrees(site.rsu.yaw):.1f} deg, {n} beams, road y {site.road_y}, "
+          f"{0 if site.walls is None else len(site.walls)} wall(s), label mode {site.label_mode}")
+    return 0
 
 
 def _summary(args: argparse.Namespace) -> int:

@@ -41,7 +41,7 @@ import glob
 import os
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -139,6 +139,136 @@ class GeometrySite:
         )
         kw.update(overrides)
         return cls(**kw)
+
+    # ---- site files: a real RSU's survey ------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The site as plain data (the layout of a site file, :meth:`from_dict`); angles in degrees."""
+        import dataclasses
+
+        walls = self.walls
+        return {
+            "rsu": {"position": [float(v) for v in self.rsu.position], "yaw_deg": float(np.degrees(self.rsu.yaw))},
+            "lidar": {"origin": [float(v) for v in self.lidar_origin], "yaw_deg": float(np.degrees(self.lidar_yaw))},
+            "road": {"y_min": float(self.road_y[0]), "y_max": float(self.road_y[1]),
+                     "axis_yaw_deg": float(np.degrees(self.road_axis_yaw)),
+                     "right_hand_traffic": self.right_hand_traffic},
+            "channel": dataclasses.asdict(self.channel),
+            "walls": [] if walls is None else [
+                {"p0": [float(v) for v in walls.p0[k]], "p1": [float(v) for v in walls.p1[k]],
+                 "height": float(walls.height[k]), "loss_db": float(walls.loss_db[k])} for k in range(len(walls))],
+            "label_mode": self.label_mode,
+            "label_range_m": float(self.label_range_m),
+            "dt": float(self.dt),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "site") -> GeometrySite:
+        """A site from plain data (:meth:`to_dict`'s layout), e.g. a real RSU's survey in a YAML file.
+
+        Why strict: a misspelt key would silently leave a default (the built-in scene's RSU pose, say) in
+        place and point every beam the wrong way, so unknown or missing keys and bad values are errors that
+        name the key (``source`` prefixes the message: the file's path).
+        """
+        from ..channel import ArrayConfig, CodebookConfig
+
+        def fail(key: str, why: str) -> ValueError:
+            return ValueError(f"{source}: {key}: {why}")
+
+        def table(d: Any, key: str, required: Sequence[str], optional: Sequence[str] = ()) -> dict[str, Any]:
+            if not isinstance(d, dict):
+                raise fail(key, f"expected a mapping, got {type(d).__name__}")
+            unknown = sorted(set(d) - set(required) - set(optional))
+            if unknown:
+                raise fail(key, f"unknown key(s) {unknown}; known {sorted([*required, *optional])}")
+            missing = [k for k in required if k not in d]
+            if missing:
+                raise fail(key, f"missing key(s) {missing}")
+            return d
+
+        def number(v: Any, key: str) -> float:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+                raise fail(key, f"expected a finite number, got {v!r}")
+            return float(v)
+
+        def vector(v: Any, n: int, key: str) -> tuple[float, ...]:
+            if not isinstance(v, (list, tuple)) or len(v) != n:
+                raise fail(key, f"expected a list of {n} numbers, got {v!r}")
+            return tuple(number(x, f"{key}[{i}]") for i, x in enumerate(v))
+
+        d = table(data, "site", ("rsu", "lidar", "road"), ("channel", "walls", "label_mode", "label_range_m", "dt"))
+        rsu = table(d["rsu"], "rsu", ("position", "yaw_deg"))
+        lidar = table(d["lidar"], "lidar", ("origin", "yaw_deg"))
+        road = table(d["road"], "road", ("y_min", "y_max"), ("axis_yaw_deg", "right_hand_traffic"))
+        rht = road.get("right_hand_traffic", True)
+        if rht is not None and not isinstance(rht, bool):
+            raise fail("road.right_hand_traffic", f"expected true, false or null, got {rht!r}")
+        ch = dict(table(d.get("channel", {}), "channel", (), [f.name for f in fields(ChannelConfig)]))
+        try:
+            if "array" in ch:
+                ch["array"] = ArrayConfig(**table(ch["array"], "channel.array", (),
+                                                  [f.name for f in fields(ArrayConfig)]))
+            if "codebook" in ch:
+                ch["codebook"] = CodebookConfig(**table(ch["codebook"], "channel.codebook", (),
+                                                        [f.name for f in fields(CodebookConfig)]))
+            channel = ChannelConfig(**ch)
+        except (TypeError, ValueError) as exc:
+            raise fail("channel", str(exc)) from exc
+        wall_rows = d.get("walls") or []
+        if not isinstance(wall_rows, list):
+            raise fail("walls", f"expected a list of walls, got {type(wall_rows).__name__}")
+        walls = None
+        if wall_rows:
+            rows = [table(w, f"walls[{i}]", ("p0", "p1", "height"), ("loss_db",)) for i, w in enumerate(wall_rows)]
+            try:
+                walls = Walls(np.array([vector(w["p0"], 2, f"walls[{i}].p0") for i, w in enumerate(rows)]),
+                              np.array([vector(w["p1"], 2, f"walls[{i}].p1") for i, w in enumerate(rows)]),
+                              np.array([number(w["height"], f"walls[{i}].height") for i, w in enumerate(rows)]),
+                              np.array([number(w.get("loss_db", 8.0), f"walls[{i}].loss_db")
+                                        for i, w in enumerate(rows)]))
+            except ValueError as exc:
+                raise fail("walls", str(exc)) from exc
+        try:
+            return cls(
+                rsu=RsuPose(vector(rsu["position"], 3, "rsu.position"),  # type: ignore[arg-type]
+                            float(np.radians(number(rsu["yaw_deg"], "rsu.yaw_deg")))),
+                lidar_origin=vector(lidar["origin"], 3, "lidar.origin"),  # type: ignore[arg-type]
+                lidar_yaw=float(np.radians(number(lidar["yaw_deg"], "lidar.yaw_deg"))),
+                road_y=(number(road["y_min"], "road.y_min"), number(road["y_max"], "road.y_max")),
+                channel=channel,
+                road_axis_yaw=float(np.radians(number(road.get("axis_yaw_deg", 0.0), "road.axis_yaw_deg"))),
+                walls=walls,
+                label_mode=str(d.get("label_mode", "sum_rss")),
+                label_range_m=number(d.get("label_range_m", 80.0), "label_range_m"),
+                dt=number(d.get("dt", 0.1), "dt"),
+                right_hand_traffic=rht,
+            )
+        except ValueError as exc:
+            if str(exc).startswith(source):
+                raise
+            raise fail("site", str(exc)) from exc
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str]) -> GeometrySite:
+        """A site file (YAML, :meth:`to_dict`'s layout under a top-level ``site:`` key); see
+        ``config/sites/builtin_2lane.yaml``. Errors name the file and the key."""
+        import yaml
+
+        try:
+            with open(path, encoding="utf-8") as f:
+                doc = yaml.safe_load(f)
+        except OSError as exc:
+            raise ValueError(f"site file {os.fspath(path)!r} cannot be read: {exc.strerror or exc}") from exc
+        except yaml.YAMLError as exc:
+            raise ValueError(f"site file {os.fspath(path)!r} is not valid YAML: {exc}") from exc
+        if not isinstance(doc, dict) or "site" not in doc:
+            raise ValueError(f"site file {os.fspath(path)!r}: expected a mapping with a top-level 'site:' key")
+        return cls.from_dict(doc["site"], source=f"site file {os.fspath(path)!r}")
+
+    def to_yaml(self) -> str:
+        """The site file text of this site (``site:`` + :meth:`to_dict`)."""
+        import yaml
+
+        return yaml.safe_dump({"site": self.to_dict()}, sort_keys=False, default_flow_style=None)
 
 
 @dataclass

@@ -145,17 +145,28 @@ class BeamTrackerNode(Node):
         geo_mode = declare(self, "geometry_label_mode", "sum_rss",
                            "model geometry: sum_rss (every vehicle in range) or single (one tracked target).")
         geo_horizon = int(declare(self, "geometry_horizon", 3, "model geometry: future steps H."))
+        geo_site = str(declare(self, "geometry_site", "",
+                               "model geometry: site file of a real RSU (beam-tracking site export|check); "
+                               "empty = the built-in scene with geometry_lanes / geometry_label_mode."))
         if model == GEOMETRY_MODEL:
             # The non-learned LiDAR baseline (data/geometry_baseline.py): no weights, no card on disk. Its site
-            # (RSU pose, LiDAR mount, road band, codebook) is the built-in scenario's; a real deployment
-            # must build its own GeometrySite.
+            # (RSU pose, LiDAR mount, road band, codebook) comes from a site file or the built-in scenario.
+            from dataclasses import replace
+
             from ..data.geometry_baseline import GeometrySite
             from ..sim import SimConfig
             from ..tracking import GeometryTracker, geometry_card
 
             try:
-                site = GeometrySite.from_sim_config(SimConfig(lanes=geo_lanes, label_mode=geo_mode),
-                                                    dt=self.step_s)
+                if geo_site:
+                    site = GeometrySite.from_yaml(geo_site)
+                    if step_param:
+                        site = replace(site, dt=self.step_s)
+                    else:  # the site's own frame period
+                        self.step_s = site.dt
+                else:
+                    site = GeometrySite.from_sim_config(SimConfig(lanes=geo_lanes, label_mode=geo_mode),
+                                                        dt=self.step_s)
                 self.tracker = GeometryTracker(site, geo_horizon, top_k=self.top_k)
             except ValueError as exc:
                 raise ConfigurationError(f"model geometry: {exc}") from exc
