@@ -295,15 +295,15 @@ def _listening_socket() -> socket.socket:
 
 def test_connect_loads_the_town_under_its_own_longer_timeout() -> None:
     """Issue 17.3: load_world takes far longer than the client timeout; it gets load_timeout_s, then the
-    client timeout is restored for every later call."""
+    client timeout is restored for every later call. Defaults only (load_timeout_s = 60 s): a load longer
+    than timeout_s must not need a parameter to succeed."""
     client = FakeClient(world="the loaded world", load_s=0.6)
     with _listening_socket() as srv:
-        cfg = bridge.bridge_config_from_params({"port": srv.getsockname()[1], "timeout_s": 0.2, "town": "Town05",
-                                                "load_timeout_s": 5.0})
+        cfg = bridge.bridge_config_from_params({"port": srv.getsockname()[1], "timeout_s": 0.2, "town": "Town05"})
         got = bridge.connect(cfg, fake_carla_module(client))
     assert got == (client, "the loaded world", "0.9.16")
     assert client.loaded == ["Town05"]
-    assert client.timeouts == [0.2, 5.0, 0.2]
+    assert client.timeouts == [0.2, 60.0, 0.2]
     assert cfg.connect_deadline_s >= cfg.load_timeout_s
 
 
