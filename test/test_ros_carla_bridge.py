@@ -21,7 +21,18 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from carla_fakes import FakeMeasurement, actors_from_sim, free_port, sim_frames
+from carla_fakes import (
+    SPAWN_POINT_LIFT_M,
+    FakeClient,
+    FakeMeasurement,
+    FakeSettings,
+    FakeWorld,
+    actors_from_sim,
+    fake_carla_module,
+    free_port,
+    sim_frames,
+    tiny_road_map,
+)
 from ros_testing import requires_ros
 
 from beam_tracking_ros.sim import ground_truth
@@ -105,13 +116,17 @@ def test_node_against_a_silent_listener_does_not_hang() -> None:
 
 @requires_ros
 @pytest.mark.parametrize(("param", "name"), [("rate_hz:=0.0", "rate_hz"), ("label_mode:=best", "label_mode"),
-                                             ("port:=99999", "port")])
+                                             ("port:=99999", "port"),
+                                             # issue 17.4 / 17.5: refused before the world is touched
+                                             ("rate_hz:=5.0", "rate_hz"), ("seed:=-5", "seed"),
+                                             ("seed:=1.5", "seed"), ("seed:=1180591620717411303424", "seed")])
 def test_node_rejects_bad_parameters_with_exit_2(param: str, name: str) -> None:
     params = [param] if name == "port" else [f"port:={free_port()}", param]  # closed port: must not get there
     res, _ = run_bridge(*params)
     out = res.stdout + res.stderr
     assert res.returncode == 2, out
     assert f"parameter {name}" in out and "no CARLA server" not in out  # rejected before connecting
+    assert "Traceback" not in out and out.count("invalid configuration") == 1
 
 
 @requires_ros
@@ -179,3 +194,95 @@ def test_publish_frame_from_fake_measurements_gives_the_simulator_nodes_messages
         node.destroy_node()
         rclpy.try_shutdown()
 
+
+
+# ================================================================================================
+# Set-up and shutdown against a fake server (test/carla_fakes.py): ground height, physics, exit paths
+# ================================================================================================
+
+ORIGINAL = FakeSettings(synchronous_mode=False, fixed_delta_seconds=None)
+
+
+@pytest.fixture
+def fake_server(bridge, monkeypatch):
+    """make(world, **params) -> the node set up against ``world`` (connect() and ``import carla`` faked)."""
+    import rclpy
+    from rclpy.parameter import Parameter
+
+    rclpy.init()
+    nodes = []
+
+    def make(world: FakeWorld, **params):
+        client = FakeClient(world)
+        monkeypatch.setitem(sys.modules, "carla", fake_carla_module(client))
+        monkeypatch.setattr(bridge, "connect", lambda cfg, carla: (client, world, "0.9.16"))
+        node = bridge.CarlaBridgeNode(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+        nodes.append(node)
+        return node, client
+
+    yield make
+    for node in nodes:
+        node.destroy_node()
+    rclpy.try_shutdown()
+
+
+@requires_ros
+def test_setup_takes_the_ground_from_the_road_not_the_spawn_point(fake_server, capfd) -> None:
+    """Issue 17.2: sensor mounts, the RSU's fix and the world frame's z = 0 sit on the road surface, not on
+    the spawn point CARLA lifts 0.6 m above it. Also 17.5: the log names the client's version."""
+    world = FakeWorld(tiny_road_map(elevation_m=2.0))
+    sp = world.map.spawn_points[3]
+    node, _ = fake_server(world, rsu_spawn_point=3, n_vehicles=2)
+    assert sp.location.z == pytest.approx(2.0 + SPAWN_POINT_LIFT_M)
+    assert node.rsu_carla[2] == pytest.approx(2.0)
+    cfg = node.cfg
+    mounts = {s.blueprint.attrs["role_name"]: s.transform.location.z for s in world.spawned[:3]}
+    assert mounts == pytest.approx({"rsu_camera": 2.0 + cfg.camera.mount_height,
+                                    "rsu_radar": 2.0 + cfg.radar.mount_height,
+                                    "rsu_lidar": 2.0 + cfg.lidar.mount_height})
+    from beam_tracking_ros.sim.carla_bridge import rsu_gnss
+
+    x, y = node.rsu_carla[:2]
+    np.testing.assert_allclose(node.rsu_fix, rsu_gnss(x, y, 2.0, cfg.rsu_height, node.geo_ref))
+    assert "(client 0.9.16-fake)" in capfd.readouterr().err
+
+
+@requires_ros
+def test_setup_substeps_cover_every_step_and_shutdown_restores_the_world(fake_server) -> None:
+    """Issue 17.4: at 8 Hz a step of 0.125 s needs 13 physics substeps of 0.01 s (CARLA's default 10 would
+    leave 25 ms of every step unsimulated). 17.5: a normal shutdown gives the world back its settings."""
+    world = FakeWorld(tiny_road_map(), settings=FakeSettings(**vars(ORIGINAL)))
+    node, client = fake_server(world, rate_hz=8.0, n_vehicles=3)
+    sync = world.applied[0]
+    assert sync.synchronous_mode and sync.substepping and sync.fixed_delta_seconds == pytest.approx(0.125)
+    assert sync.max_substeps == 13 and sync.max_substep_delta_time == 0.01
+    assert sync.fixed_delta_seconds <= sync.max_substep_delta_time * sync.max_substeps
+    ours = [a.id for a in world.spawned]
+    assert len(ours) == 3 + 3  # sensors + vehicles
+    node.destroy_node()
+    assert world.settings == ORIGINAL and world.weather == "original weather"
+    assert sorted(client.destroyed) == sorted(ours) and list(world.actors) == [7]  # another client's car stays
+    assert client.tm.synchronous is False
+
+
+@requires_ros
+@pytest.mark.parametrize("spawn_call", [1, 3, 5])  # the first sensor, the last sensor, a vehicle
+def test_ctrl_c_during_setup_restores_the_world_and_destroys_only_ours(fake_server, spawn_call: int) -> None:
+    """Issue 17.5: a KeyboardInterrupt while spawning leaves no synchronous world and no stray actors."""
+    world = FakeWorld(tiny_road_map(), settings=FakeSettings(**vars(ORIGINAL)), interrupt_on_spawn=spawn_call)
+    with pytest.raises(KeyboardInterrupt):
+        fake_server(world, n_vehicles=3)
+    assert world.applied[0].synchronous_mode and world.settings == ORIGINAL
+    assert world.weather == "original weather"
+    client = sys.modules["carla"].Client("", 0)
+    assert sorted(client.destroyed) == sorted(a.id for a in world.spawned) and list(world.actors) == [7]
+    assert len(world.spawned) == spawn_call - 1
+
+
+@requires_ros
+def test_a_map_that_cannot_serve_the_parameters_leaves_the_world_untouched(fake_server) -> None:
+    """Issue 17.5: what the map must offer (the RSU's spawn point) is checked before the settings change."""
+    world = FakeWorld(tiny_road_map(), settings=FakeSettings(**vars(ORIGINAL)))
+    with pytest.raises(ValueError, match="parameter rsu_spawn_point: 99 >= the map's 19 spawn points"):
+        fake_server(world, rsu_spawn_point=99)
+    assert world.applied == [] and world.spawned == [] and world.weather == "original weather"

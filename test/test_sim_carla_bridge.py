@@ -17,7 +17,22 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from carla_fakes import BBox, FakeActor, FakeMeasurement, Rot, Transform, Vec, actors_from_sim, free_port, sim_frames
+from carla_fakes import (
+    SPAWN_POINT_LIFT_M,
+    BBox,
+    FakeActor,
+    FakeClient,
+    FakeMap,
+    FakeMeasurement,
+    Rot,
+    Transform,
+    Vec,
+    actors_from_sim,
+    fake_carla_module,
+    free_port,
+    sim_frames,
+    tiny_road_map,
+)
 
 from beam_tracking_ros.sim import carla_bridge as bridge
 from beam_tracking_ros.sim import ground_truth
@@ -83,6 +98,18 @@ def test_rsu_beside_spawn_point_looks_across_the_road() -> None:
     rsu = bridge.rsu_pose_world(x, y, yaw, 6.0)
     np.testing.assert_allclose(rsu.position, [0.0, -6.0, 6.0], atol=1e-12)
     np.testing.assert_allclose(rsu.yaw, np.pi / 2)  # boresight +y (world): towards the lane at y = 0
+
+
+def test_road_height_comes_from_waypoints_not_spawn_points() -> None:
+    """Issue 17.2: CARLA's spawn points float ~0.6 m above the road; the ground is the waypoint's z."""
+    cmap = FakeMap(tiny_road_map(elevation_m=2.0))
+    for sp in cmap.get_spawn_points():
+        assert sp.location.z == pytest.approx(2.0 + SPAWN_POINT_LIFT_M)
+        assert bridge.road_height(cmap, sp.location) == pytest.approx(2.0)
+    import carla
+
+    # off the road (the RSU's kerb, 6 m aside): projected onto the nearest driving lane
+    assert bridge.road_height(cmap, carla.Location(x=5.0, y=9.0, z=0.0)) == pytest.approx(2.0)
 
 
 def test_ground_truth_from_poses_equals_channel_model_and_simulator_labels() -> None:
@@ -175,10 +202,37 @@ def test_frame_collector_matches_frames_and_stays_bounded() -> None:
     ("port", 0), ("port", 70000), ("timeout_s", 0.0), ("rate_hz", -10.0), ("n_vehicles", -1),
     ("label_mode", "best"), ("weather", "snow"), ("camera_width", 0), ("lidar_channels", 0),
     ("radar_range_m", -1.0), ("rsu_spawn_point", -2), ("host", ""), ("role_name", "a/b"),
+    # issue 17.5: seeds CARLA's Traffic Manager cannot take (a Boost ArgumentError once the world is synchronous)
+    ("seed", -5), ("seed", 1.5), ("seed", 2**70), ("seed", True), ("seed", "3"),
+    # issue 17.4: rates whose step 16 physics substeps of 0.01 s cannot cover; issue 17.3: the load timeout
+    ("rate_hz", 5.0), ("rate_hz", 6.2), ("load_timeout_s", 0.0), ("load_timeout_s", float("inf")),
 ])
 def test_bad_parameters_are_named(name, value) -> None:
     with pytest.raises(ValueError, match=f"parameter {name}"):
         bridge.bridge_config_from_params({name: value})
+
+
+def test_extreme_valid_seeds_and_rates_pass() -> None:
+    for seed in (0, 2**64 - 1):
+        assert bridge.bridge_config_from_params({"seed": seed}).seed == seed
+    assert bridge.bridge_config_from_params({"rate_hz": bridge.MIN_RATE_HZ}).rate_hz == 6.25
+
+
+@pytest.mark.parametrize(("rate_hz", "substeps"), [(6.25, 16), (8.0, 13), (10.0, 10), (20.0, 5), (30.0, 4),
+                                                   (100.0, 1), (1000.0, 1)])
+def test_physics_substeps_cover_the_whole_step(rate_hz: float, substeps: int) -> None:
+    """Issue 17.4: CARLA simulates physics only for max_substep_delta_time * max_substeps of each step."""
+    import carla
+
+    dt = bridge.bridge_config_from_params({"rate_hz": rate_hz}).dt
+    s = bridge.synchronous_settings(carla.WorldSettings(), dt)
+    assert s.synchronous_mode and s.substepping
+    assert s.fixed_delta_seconds == pytest.approx(dt)
+    assert s.max_substeps == substeps <= bridge.MAX_SUBSTEPS
+    assert s.max_substep_delta_time <= 0.01 + 1e-12
+    assert dt <= s.max_substep_delta_time * s.max_substeps + 1e-12  # CARLA's rule
+    with pytest.raises(ValueError, match="at most 16"):
+        bridge.physics_substeps(1.0 / 6.0)
 
 
 def test_unknown_parameter_and_weather_preset() -> None:
@@ -249,3 +303,39 @@ def test_bridge_fixes_come_from_the_maps_own_projection() -> None:
                                bridge.gnss_of_vehicles(poses, np.array([0]), (49.0, 8.4, 0.0)), atol=1e-9)
     assert bridge.rsu_gnss(10.0, 5.0, 0.3, 6.0, project)[0] > 49.0  # +y north
 
+
+
+def _listening_socket() -> socket.socket:
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    return srv
+
+
+def test_connect_loads_the_town_under_its_own_longer_timeout() -> None:
+    """Issue 17.3: load_world takes far longer than the client timeout; it gets load_timeout_s, then the
+    client timeout is restored for every later call. Defaults only (load_timeout_s = 60 s): a load longer
+    than timeout_s must not need a parameter to succeed."""
+    client = FakeClient(world="the loaded world", load_s=0.6)
+    with _listening_socket() as srv:
+        cfg = bridge.bridge_config_from_params({"port": srv.getsockname()[1], "timeout_s": 0.2, "town": "Town05"})
+        got = bridge.connect(cfg, fake_carla_module(client))
+    assert got == (client, "the loaded world", "0.9.16")
+    assert client.loaded == ["Town05"]
+    assert client.timeouts == [0.2, 60.0, 0.2]
+    assert cfg.connect_deadline_s >= cfg.load_timeout_s
+
+
+def test_connect_says_loading_the_town_timed_out_not_that_no_server_answered() -> None:
+    client = FakeClient(world="w", load_s=5.0)
+    with _listening_socket() as srv:
+        cfg = bridge.bridge_config_from_params({"port": srv.getsockname()[1], "timeout_s": 0.2, "town": "Town05",
+                                                "load_timeout_s": 0.3})
+        t0 = time.monotonic()
+        with pytest.raises(bridge.CarlaConnectionError) as err:
+            bridge.connect(cfg, fake_carla_module(client))
+    assert time.monotonic() - t0 < cfg.connect_deadline_s
+    msg = str(err.value)
+    assert "loading town Town05 did not finish within 0.3 s" in msg and "load_timeout_s" in msg
+    assert "no CARLA server answered" not in msg
+    assert client.timeouts == [0.2, 0.3, 0.2]  # restored even though the load failed

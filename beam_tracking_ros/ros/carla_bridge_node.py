@@ -13,8 +13,12 @@ and the label target is chosen by the simulator's rule (see :func:`~beam_trackin
 Failure is explicit and bounded: when no server answers, the node logs ONE line
 (:func:`~beam_tracking_ros.sim.carla_probe.describe_no_server`) and exits with code 1; the
 connection phase also has an overall deadline (the client's calls run in a helper thread that is
-abandoned if it overruns), so the node never hangs. Bad parameters exit with code 2 before any
-connection is tried. On exit the spawned actors are destroyed and the world's settings restored.
+abandoned if it overruns), so the node never hangs; loading ``town`` has its own, longer timeout
+(``load_timeout_s``) and its own message. Bad parameters (a seed CARLA cannot take, a rate whose
+physics CARLA cannot cover, ...) exit with code 2 before any connection is tried, and everything
+read from the map (spawn points, ground height, blueprints) is checked before the world's settings
+change. On every exit -- normal shutdown, an error, Ctrl-C during set-up -- the actors the node
+spawned (and only those) are destroyed and the world's original settings restored.
 
 The ROS-free half -- CARLA objects to numpy, the coordinate mirror, actor poses, walls, the RSU,
 the ground-truth label, frame matching, the validated parameters -- is
@@ -47,9 +51,11 @@ from ..sim.carla_bridge import (
     map_projection,
     poses_from_actors,
     radar_from_carla,
+    road_height,
     rsu_from_spawn_point,
     rsu_gnss,
     rsu_pose_world,
+    synchronous_settings,
     walls_from_building_boxes,
     weather_preset,
 )
@@ -68,7 +74,7 @@ class CarlaBridgeNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("carla_bridge", **kwargs)
-        params = {name: declare(self, name, default, desc) for name, (default, desc) in BRIDGE_PARAMS.items()}
+        params = {name: _declare(self, name, default, desc) for name, (default, desc) in BRIDGE_PARAMS.items()}
         self.cfg = cfg = bridge_config_from_params(params)  # ValueError -> exit 2, before connecting
         try:
             import carla
@@ -83,6 +89,7 @@ class CarlaBridgeNode(Node):
         self.actors: list[Any] = []
         self.sensors: list[Any] = []
         self.original_settings = None
+        self.original_weather = None
         self.world = None
         self.tm = None
         try:
@@ -90,11 +97,12 @@ class CarlaBridgeNode(Node):
         except CarlaConnectionError as exc:
             self.get_logger().error(str(exc))
             raise SystemExit(1) from None
-        client_version = getattr(carla, "__version__", "") or "?"
-        self.get_logger().info(f"connected to CARLA {version} at {cfg.host}:{cfg.port} (client {client_version})")
+        self.client_version = self.client.get_client_version()  # 0.9.16 has no carla.__version__
+        self.get_logger().info(f"connected to CARLA {version} at {cfg.host}:{cfg.port} "
+                               f"(client {self.client_version})")
         try:
             self._setup()
-        except Exception:
+        except BaseException:  # KeyboardInterrupt too: a Ctrl-C must not leave the world synchronous
             self._cleanup()
             raise
         period = cfg.dt / cfg.realtime_factor if cfg.realtime_factor > 0 else 0.0
@@ -102,20 +110,9 @@ class CarlaBridgeNode(Node):
 
     # ---- set-up ----------------------------------------------------------------------------------
     def _setup(self) -> None:
+        """Read and check everything the map must offer first, then change the world: an error found
+        before ``apply_settings`` leaves the server exactly as it was."""
         carla, cfg, world = self.carla, self.cfg, self.world
-        self.original_settings = world.get_settings()
-        settings = world.get_settings()
-        settings.synchronous_mode = True
-        settings.fixed_delta_seconds = cfg.dt
-        world.apply_settings(settings)
-        self.tm = self.client.get_trafficmanager(cfg.tm_port)
-        self.tm.set_synchronous_mode(True)
-        self.tm.set_random_device_seed(cfg.seed)
-        preset, overrides = weather_preset(cfg.weather)
-        weather = getattr(carla.WeatherParameters, preset)
-        for k, val in overrides.items():
-            setattr(weather, k, val)
-        world.set_weather(weather)
         cmap = world.get_map()
         self.geo_ref = map_projection(cmap, carla)  # fixes as the map's GNSS sensor would report them
         spawn_points = cmap.get_spawn_points()
@@ -124,10 +121,25 @@ class CarlaBridgeNode(Node):
                 raise ValueError(f"parameter rsu_spawn_point: {cfg.rsu_spawn_point} >= the map's "
                                  f"{len(spawn_points)} spawn points")
             sp = spawn_points[cfg.rsu_spawn_point]
-            x, y, gz, yaw = rsu_from_spawn_point(sp.location.x, sp.location.y, sp.location.z, sp.rotation.yaw,
+            # the road under the spawn point, not the spawn point (CARLA puts those ~0.6 m above the road)
+            gz = road_height(cmap, sp.location)
+            x, y, gz, yaw = rsu_from_spawn_point(sp.location.x, sp.location.y, gz, sp.rotation.yaw,
                                                  cfg.rsu_side_offset_m)
         else:
             x, y, gz, yaw = cfg.rsu_x, cfg.rsu_y, cfg.rsu_ground_z, cfg.rsu_yaw_deg
+        vehicle_bps = self._vehicle_blueprints() if cfg.n_vehicles else []
+        preset, overrides = weather_preset(cfg.weather)
+        weather = getattr(carla.WeatherParameters, preset)
+        for k, val in overrides.items():
+            setattr(weather, k, val)
+        # from here on the world changes; _cleanup undoes it on any exit
+        self.original_settings = world.get_settings()
+        world.apply_settings(synchronous_settings(world.get_settings(), cfg.dt))
+        self.tm = self.client.get_trafficmanager(cfg.tm_port)
+        self.tm.set_synchronous_mode(True)
+        self.tm.set_random_device_seed(cfg.seed)
+        self.original_weather = world.get_weather()
+        world.set_weather(weather)
         self.rsu_carla = (x, y, gz, yaw)
         self.rsu = rsu_pose_world(x, y, yaw, cfg.rsu_height)
         self.rsu_fix = rsu_gnss(x, y, gz, cfg.rsu_height, self.geo_ref)
@@ -137,7 +149,7 @@ class CarlaBridgeNode(Node):
         self.rng_shadow, self.rng_gnss = (np.random.default_rng(s) for s in rng.bit_generator.seed_seq.spawn(2))
         self.shadowing = ShadowingProcess(self.channel.config.shadowing_db, 2 + len(self.walls), self.rng_shadow)
         self._spawn_sensors(x, y, gz, yaw)
-        self._spawn_traffic(spawn_points, x, y, rng)
+        self._spawn_traffic(spawn_points, vehicle_bps, x, y, rng)
         self._make_publishers()
         self.frames = 0
         self.target_id: int | None = None
@@ -181,15 +193,19 @@ class CarlaBridgeNode(Node):
             self.sensors.append(sensor)
             sensor.listen(self.collector.callback(name))
 
-    def _spawn_traffic(self, spawn_points: list[Any], x: float, y: float, rng: np.random.Generator) -> None:
-        cfg, world = self.cfg, self.world
-        if cfg.n_vehicles == 0:
-            return
-        lib = world.get_blueprint_library()
-        bps = [bp for bp in lib.filter("vehicle.*")
+    def _vehicle_blueprints(self) -> list[Any]:
+        """The 4-wheeled vehicle blueprints (ValueError when there are none: checked before the world changes)."""
+        bps = [bp for bp in self.world.get_blueprint_library().filter("vehicle.*")
                if not bp.has_attribute("number_of_wheels") or int(bp.get_attribute("number_of_wheels")) == 4]
         if not bps:
             raise ValueError("the map's blueprint library has no 4-wheeled vehicle.* blueprints")
+        return bps
+
+    def _spawn_traffic(self, spawn_points: list[Any], bps: list[Any], x: float, y: float,
+                       rng: np.random.Generator) -> None:
+        cfg, world = self.cfg, self.world
+        if cfg.n_vehicles == 0:
+            return
         xy = np.array([[sp.location.x, sp.location.y] for sp in spawn_points]).reshape(-1, 2)
         order = np.argsort(np.hypot(xy[:, 0] - x, xy[:, 1] - y), kind="stable")  # near the RSU first
         for i in order:
@@ -262,7 +278,8 @@ class CarlaBridgeNode(Node):
 
     # ---- shutdown --------------------------------------------------------------------------------
     def _cleanup(self) -> None:
-        """Stop and destroy what we spawned, give the world back its settings (best effort)."""
+        """Stop and destroy what we spawned (only that: other clients' actors stay), give the world back its
+        settings and weather (best effort: each step runs even if an earlier one failed)."""
         log = self.get_logger()
         for s in self.sensors:
             try:
@@ -287,11 +304,29 @@ class CarlaBridgeNode(Node):
             except Exception as exc:
                 log.warning(f"restoring world settings: {exc}")
             self.original_settings = None
+        if self.original_weather is not None and self.world is not None:
+            try:
+                self.world.set_weather(self.original_weather)
+            except Exception as exc:
+                log.warning(f"restoring the weather: {exc}")
+            self.original_weather = None
 
     def destroy_node(self) -> None:
         if getattr(self, "world", None) is not None:
             self._cleanup()
         super().destroy_node()
+
+
+def _declare(node: Node, name: str, default: Any, description: str) -> Any:
+    """:func:`.params.declare`, with a value of the wrong type (``seed:=1.5``, ``seed:=2**70`` which
+    ROS reads as a double) reported as the other bad parameters are -- one line, exit 2 -- instead of
+    rclpy's traceback."""
+    from rclpy.exceptions import InvalidParameterTypeException
+
+    try:
+        return declare(node, name, default, description)
+    except InvalidParameterTypeException as exc:
+        raise ValueError(f"parameter {name}: {exc}") from None
 
 
 def main(args: list[str] | None = None) -> int:

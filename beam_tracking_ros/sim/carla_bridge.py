@@ -196,6 +196,21 @@ def rsu_from_spawn_point(x: float, y: float, z: float, yaw_deg: float, side_offs
     return (x - side_offset_m * math.sin(r), y + side_offset_m * math.cos(r), z, yaw)
 
 
+def road_height(cmap: Any, location: Any) -> float:
+    """CARLA z of the road surface nearest ``location`` (a ``carla.Location``) on ``cmap`` (a ``carla.Map``).
+
+    Why waypoints and not spawn points: CARLA places spawn points about 0.6 m above the road so that
+    a vehicle drops onto it; taking their z as the ground would lift the world frame's z = 0 above
+    the road and shift every vehicle box, facade, sensor mount and the RSU's fix by that much. The
+    waypoint projected onto the nearest driving lane lies on the road surface itself.
+    """
+    wp = cmap.get_waypoint(location, project_to_road=True)
+    if wp is None:
+        raise ValueError(f"the map has no driving lane near ({location.x:.1f}, {location.y:.1f}) to take "
+                         "the ground height from")
+    return float(wp.transform.location.z)
+
+
 def rsu_pose_world(x: float, y: float, yaw_deg: float, height: float) -> RsuPose:
     """The mmWave array of an RSU at CARLA (x, y) with CARLA yaw, ``height`` above ground."""
     return RsuPose((float(x), float(-y), float(height)), float(carla_yaw_to_world(yaw_deg)))
@@ -325,18 +340,59 @@ class FrameCollector:
 # Parameters
 # ================================================================================================
 
+MAX_SUBSTEP_DELTA_S = 0.01
+"""Longest physics substep (s) the bridge lets CARLA take: CARLA's default, below which its vehicle physics is
+stable."""
+MAX_SUBSTEPS = 16
+"""The most physics substeps per tick CARLA accepts (its settings refuse more)."""
+MIN_RATE_HZ = 1.0 / (MAX_SUBSTEP_DELTA_S * MAX_SUBSTEPS)
+"""Slowest scene rate (6.25 Hz) whose step CARLA's physics can cover: a longer step would be simulated
+only in part (CARLA merely logs a warning), so slower rates are refused before the world is touched."""
+SEED_MAX = 2**64 - 1
+"""Largest seed ``TrafficManager.set_random_device_seed`` accepts (a C++ unsigned long); a seed outside
+0..SEED_MAX would fail there with a Boost ArgumentError, after the world is already synchronous."""
+
+
+def physics_substeps(dt: float) -> int:
+    """Substeps of at most MAX_SUBSTEP_DELTA_S that cover a tick of ``dt`` seconds, as CARLA requires
+    (``fixed_delta_seconds <= max_substep_delta_time * max_substeps``); ValueError when more than
+    MAX_SUBSTEPS would be needed. The 1e-9 tolerance keeps 0.1 / 0.01 at 10, not 11."""
+    if not (math.isfinite(dt) and dt > 0):
+        raise ValueError(f"the step must be a positive number of seconds, got {dt!r}")
+    n = max(1, math.ceil(dt / MAX_SUBSTEP_DELTA_S - 1e-9))
+    if n > MAX_SUBSTEPS:
+        raise ValueError(f"a step of {dt:g} s needs {n} physics substeps of {MAX_SUBSTEP_DELTA_S:g} s, "
+                         f"CARLA allows at most {MAX_SUBSTEPS}")
+    return n
+
+
+def synchronous_settings(settings: Any, dt: float) -> Any:
+    """``settings`` (a ``carla.WorldSettings``) switched to synchronous mode with a fixed step ``dt`` whose
+    physics is fully simulated: substepping on, MAX_SUBSTEP_DELTA_S substeps, as many as the step needs."""
+    n = physics_substeps(dt)
+    settings.synchronous_mode = True
+    settings.fixed_delta_seconds = dt
+    settings.substepping = True
+    settings.max_substep_delta_time = MAX_SUBSTEP_DELTA_S
+    settings.max_substeps = n
+    return settings
+
+
 BRIDGE_PARAMS: dict[str, tuple[Any, str]] = {
     "host": ("127.0.0.1", "Host of the CARLA server."),
     "port": (2000, "RPC port of the CARLA server (the streaming port is port + 1)."),
     "timeout_s": (2.0, "Client timeout (s): connection and every blocking call; no answer -> exit 1."),
     "town": ("", "Map to load (e.g. Town10HD_Opt); empty keeps the server's current map."),
-    "rate_hz": (10.0, "Scene rate: synchronous mode with fixed_delta_seconds = 1 / rate_hz."),
+    "load_timeout_s": (60.0, "Client timeout (s) while loading `town` (takes tens of seconds); exceeded -> exit 1."),
+    "rate_hz": (10.0, "Scene rate: synchronous mode with fixed_delta_seconds = 1 / rate_hz; >= 6.25 (physics "
+                      "substeps of <= 0.01 s, at most 16)."),
     "realtime_factor": (1.0, "Simulated seconds per wall second (<= 0: tick as fast as the server can)."),
     "role_name": ("rsu", "CARLA-bridge role name of the RSU (topic prefix /carla/<role_name>/)."),
     "target_role_name": ("target", "Role name of the tracked vehicle (its GNSS topic /carla/<it>/gnss)."),
     "n_vehicles": (30, "Autopilot vehicles to spawn, at the spawn points nearest the RSU."),
     "tm_port": (8000, "Traffic Manager port."),
-    "seed": (0, "Seed of the vehicle blueprints, the Traffic Manager, shadowing and GNSS noise."),
+    "seed": (0, "Seed (integer 0..2**64-1) of the vehicle blueprints, the Traffic Manager, shadowing and GNSS "
+                "noise."),
     "weather": ("day", "day | night | rain | fog, mapped to CARLA weather presets."),
     "rsu_spawn_point": (0, "Place the RSU beside this map spawn point (>= 0); -1 uses rsu_x/rsu_y/..."),
     "rsu_side_offset_m": (6.0, "Distance of the RSU pole to the right of the chosen spawn point (m)."),
@@ -383,6 +439,7 @@ class BridgeConfig:
     port: int
     timeout_s: float
     town: str
+    load_timeout_s: float
     rate_hz: float
     realtime_factor: float
     role_name: str
@@ -416,8 +473,8 @@ class BridgeConfig:
 
     @property
     def connect_deadline_s(self) -> float:
-        """Overall bound on the connection phase (probe + version + world), whatever the client does."""
-        return 3.0 * self.timeout_s + 2.0
+        """Overall bound on the connection phase (probe + version + map load + world), whatever the client does."""
+        return 3.0 * self.timeout_s + 2.0 + (self.load_timeout_s if self.town else 0.0)
 
     @property
     def lidar_points_per_second(self) -> int:
@@ -440,12 +497,20 @@ def bridge_config_from_params(params: dict[str, Any]) -> BridgeConfig:
     for name, lo, hi in (("port", 1, 65535), ("tm_port", 1, 65535)):
         if isinstance(v[name], bool) or not isinstance(v[name], int) or not lo <= v[name] <= hi:
             raise _bad(name, f"must be an integer in {lo}..{hi}", v[name])
-    for name in ("timeout_s", "rate_hz", "rsu_height", "label_range_m", "walls_radius_m", "sync_timeout_s"):
+    for name in ("timeout_s", "load_timeout_s", "rate_hz", "rsu_height", "label_range_m", "walls_radius_m",
+                 "sync_timeout_s"):
         if not (isinstance(v[name], (int, float)) and math.isfinite(v[name]) and v[name] > 0):
             raise _bad(name, "must be a positive number", v[name])
     for name in ("wall_loss_db", "gnss_noise_std_m", "rsu_side_offset_m"):
         if not (isinstance(v[name], (int, float)) and math.isfinite(v[name]) and v[name] >= 0):
             raise _bad(name, "must be a number >= 0", v[name])
+    if v["rate_hz"] < MIN_RATE_HZ:
+        raise _bad("rate_hz", f"must be >= {MIN_RATE_HZ:g} (CARLA covers a step with at most {MAX_SUBSTEPS} "
+                              f"physics substeps of {MAX_SUBSTEP_DELTA_S:g} s)", v["rate_hz"])
+    if isinstance(v["seed"], bool) or not isinstance(v["seed"], int) or not 0 <= v["seed"] <= SEED_MAX:
+        raise _bad("seed", "must be an integer in 0..2**64-1 (the Traffic Manager's seed range)", v["seed"])
+    if not isinstance(v["town"], str):
+        raise _bad("town", "must be a map name (a string)", v["town"])
     for name in ("n_vehicles", "max_frames", "radar_points_per_second"):
         if isinstance(v[name], bool) or not isinstance(v[name], int) or v[name] < 0:
             raise _bad(name, "must be a non-negative integer", v[name])
@@ -474,9 +539,9 @@ def bridge_config_from_params(params: dict[str, Any]) -> BridgeConfig:
     except ValueError as exc:  # the core names e.g. 'camera.width': say which parameter that is
         raise ValueError(f"parameter {str(exc).split(' ')[0].replace('.', '_')}: {exc}") from exc
     scalars = {k: v[k] for k in BridgeConfig.__dataclass_fields__ if k not in ("camera", "lidar", "radar")}
-    for k in ("timeout_s", "rate_hz", "realtime_factor", "rsu_side_offset_m", "rsu_x", "rsu_y", "rsu_ground_z",
-              "rsu_yaw_deg", "rsu_height", "label_range_m", "walls_radius_m", "wall_loss_db", "gnss_noise_std_m",
-              "sync_timeout_s"):
+    for k in ("timeout_s", "load_timeout_s", "rate_hz", "realtime_factor", "rsu_side_offset_m", "rsu_x", "rsu_y",
+              "rsu_ground_z", "rsu_yaw_deg", "rsu_height", "label_range_m", "walls_radius_m", "wall_loss_db",
+              "gnss_noise_std_m", "sync_timeout_s"):
         if isinstance(scalars[k], bool) or not isinstance(scalars[k], (int, float)) or not math.isfinite(scalars[k]):
             raise _bad(k, "must be a finite number", scalars[k])
         scalars[k] = float(scalars[k])
@@ -484,7 +549,14 @@ def bridge_config_from_params(params: dict[str, Any]) -> BridgeConfig:
 
 
 class CarlaConnectionError(RuntimeError):
-    """No CARLA server answered (the node logs the message and exits 1)."""
+    """No CARLA server answered, or it did not finish loading the town (the node logs the message, exits 1)."""
+
+
+def describe_load_timeout(town: str, host: str, port: int, timeout: float) -> str:
+    """The one line when the server answered but loading ``town`` did not finish in time: distinct from
+    "no server answered", because the cure differs (a longer ``load_timeout_s``, not starting a server)."""
+    return (f"CARLA server at {host}:{port} answered, but loading town {town} did not finish within {timeout:g} s "
+            f"(raise load_timeout_s, or leave town empty to keep the server's current map)")
 
 
 def connect(cfg: BridgeConfig, carla: Any) -> tuple[Any, Any, str]:
@@ -492,7 +564,9 @@ def connect(cfg: BridgeConfig, carla: Any) -> tuple[Any, Any, str]:
 
     A TCP probe first gives a closed port its answer at once; the client calls then run in a daemon
     thread joined with a deadline (the client releases the GIL while waiting), so even a server
-    that accepts connections but never replies cannot hang the node.
+    that accepts connections but never replies cannot hang the node. Loading ``cfg.town`` takes far
+    longer than any other call, so ``load_world`` runs under its own client timeout,
+    ``cfg.load_timeout_s``, and the client's timeout is set back to ``cfg.timeout_s`` afterwards.
     """
     where = f"{cfg.host}:{cfg.port}"
     if not carla_server_answers(cfg.host, cfg.port, cfg.timeout_s):
@@ -505,7 +579,13 @@ def connect(cfg: BridgeConfig, carla: Any) -> tuple[Any, Any, str]:
             client.set_timeout(cfg.timeout_s)
             version = client.get_server_version()  # RuntimeError on timeout
             if cfg.town:
-                client.load_world(cfg.town)
+                box["phase"] = "load"
+                client.set_timeout(cfg.load_timeout_s)
+                try:
+                    client.load_world(cfg.town)
+                finally:
+                    client.set_timeout(cfg.timeout_s)
+                box["phase"] = "world"
             box["ok"] = (client, client.get_world(), version)
         except Exception as exc:
             box["error"] = exc
@@ -515,6 +595,11 @@ def connect(cfg: BridgeConfig, carla: Any) -> tuple[Any, Any, str]:
     th.join(cfg.connect_deadline_s)
     if "ok" in box:
         return box["ok"]
+    if box.get("phase") == "load":
+        err = box.get("error")
+        if th.is_alive() or (isinstance(err, RuntimeError) and "time-out" in str(err)):
+            raise CarlaConnectionError(describe_load_timeout(cfg.town, cfg.host, cfg.port, cfg.load_timeout_s))
+        raise CarlaConnectionError(f"CARLA server at {where}: loading town {cfg.town} failed: {err}")
     if th.is_alive() or isinstance(box.get("error"), RuntimeError):
         raise CarlaConnectionError(describe_no_server(cfg.host, cfg.port, cfg.timeout_s))
     raise CarlaConnectionError(f"CARLA server at {where}: {box.get('error')}")
