@@ -360,9 +360,7 @@ def fake_carla_module(client: FakeClient | None = None) -> SimpleNamespace:
     """What the node uses of the ``carla`` module: the real geometry classes, the rest faked."""
     import carla
 
-    presets = {name: f"preset {name}" for name in ("ClearNoon", "ClearNight", "HardRainNoon")}
-    presets["CloudyNoon"] = SimpleNamespace(name="preset CloudyNoon")
     return SimpleNamespace(
         Client=lambda host, port: client, Location=carla.Location, Rotation=carla.Rotation, Transform=carla.Transform,
-        WeatherParameters=SimpleNamespace(**presets), CityObjectLabel=SimpleNamespace(Buildings="Buildings"),
+        WeatherParameters=carla.WeatherParameters, CityObjectLabel=SimpleNamespace(Buildings="Buildings"),
         command=SimpleNamespace(DestroyActor=lambda actor_id: ("destroy", actor_id)))

@@ -339,3 +339,13 @@ def test_connect_says_loading_the_town_timed_out_not_that_no_server_answered() -
     assert "loading town Town05 did not finish within 0.3 s" in msg and "load_timeout_s" in msg
     assert "no CARLA server answered" not in msg
     assert client.timeouts == [0.2, 0.3, 0.2]  # restored even though the load failed
+
+
+def test_fog_is_set_on_a_copy_not_on_carlas_shared_preset() -> None:
+    carla = pytest.importorskip("carla")
+    before = carla.WeatherParameters.CloudyNoon.fog_density
+    fog = bridge.carla_weather(carla, "fog")
+    assert fog.fog_density == 60.0 and fog.cloudiness == carla.WeatherParameters.CloudyNoon.cloudiness
+    assert carla.WeatherParameters.CloudyNoon.fog_density == before
+    assert bridge.carla_weather(carla, "day") == carla.WeatherParameters.ClearNoon
+

@@ -43,6 +43,7 @@ from ..sim.carla_bridge import (
     CarlaConnectionError,
     FrameCollector,
     bridge_config_from_params,
+    carla_weather,
     connect,
     gnss_of_vehicles,
     ground_truth,
@@ -57,7 +58,6 @@ from ..sim.carla_bridge import (
     rsu_pose_world,
     synchronous_settings,
     walls_from_building_boxes,
-    weather_preset,
 )
 from ..sim.ground_truth import ShadowingProcess, choose_label
 from .params import declare
@@ -128,10 +128,7 @@ class CarlaBridgeNode(Node):
         else:
             x, y, gz, yaw = cfg.rsu_x, cfg.rsu_y, cfg.rsu_ground_z, cfg.rsu_yaw_deg
         vehicle_bps = self._vehicle_blueprints() if cfg.n_vehicles else []
-        preset, overrides = weather_preset(cfg.weather)
-        weather = getattr(carla.WeatherParameters, preset)
-        for k, val in overrides.items():
-            setattr(weather, k, val)
+        weather = carla_weather(carla, cfg.weather)
         # from here on the world changes; _cleanup undoes it on any exit
         self.original_settings = world.get_settings()
         world.apply_settings(synchronous_settings(world.get_settings(), cfg.dt))

@@ -276,6 +276,17 @@ def weather_preset(name: str) -> tuple[str, dict[str, float]]:
     return WEATHER_PRESETS[name]
 
 
+def carla_weather(carla_module: Any, name: str) -> Any:
+    """A new ``carla.WeatherParameters`` for the simulator's weather ``name``: the preset's values plus the
+    overrides. Why a copy: the presets are shared class attributes, so setting the fog on
+    ``carla.WeatherParameters.CloudyNoon`` itself would change that preset for everyone in the process."""
+    preset, overrides = weather_preset(name)
+    base = getattr(carla_module.WeatherParameters, preset)
+    values = {k: getattr(base, k) for k in dir(base)
+              if not k.startswith("_") and isinstance(getattr(base, k), (int, float))}
+    return carla_module.WeatherParameters(**{**values, **overrides})
+
+
 class FrameCollector:
     """Matches sensor callbacks to simulation frames.
 
