@@ -365,3 +365,69 @@ def test_one_file_of_a_split_bag_is_read_on_its_own(tmp_path, ts):
     second = list(read_bag(split / "a_1.mcap"))
     assert len(first) == len(second) == 20
     assert max(m.stamp_ns for m in first) < min(m.stamp_ns for m in second)
+
+
+def _navsatfix_as_carla_ros_bridge(ts, lat: float, lon: float, alt: float, stamp: float, frame: str):
+    """NavSatFix as carla-ros-bridge's gnss.py fills it: header and position only, so the status is the
+    Kilted default STATUS_UNKNOWN (-2), the covariance zero and its type unknown."""
+    m = cv.gnss_to_msg(lat, lon, alt, stamp, frame, types=ts)
+    m.status = ts.types["sensor_msgs/msg/NavSatStatus"](status=-2, service=0)
+    return m
+
+
+def _carla_ros_bridge_recording(path: Path, ts, frames: int, dt: float, site: tuple[float, float, float]) -> None:
+    """A bag as ``ros2 bag record -a`` makes it next to carla-ros-bridge (plus our bridge's ground truth):
+    simulation-time stamps from CARLA's elapsed_seconds (a fresh world starts near 0), /clock every tick,
+    /tf map -> rsu/<sensor>, camera image + camera_info, the LiDAR/radar layouts, NavSatFix status -2."""
+    from beam_tracking_ros.io.frames import rsu_transforms, sim_mounts
+    from beam_tracking_ros.sim import SimConfig, Simulator
+
+    cfg = SimConfig()
+    tfs = rsu_transforms("rsu", sim_mounts(cfg, Simulator(cfg).scene.rsu))
+    T_ = ts.types
+    rng = np.random.default_rng(3)
+    with BagWriter(path, ts) as w:
+        w.add_topic("/clock", "rosgraph_msgs/msg/Clock")
+        w.add_topic("/tf", "tf2_msgs/msg/TFMessage")
+        for k in range(frames):
+            st = dt * (k + 1)
+            ns = round(st * 1e9)
+            w.write("/clock", T_["rosgraph_msgs/msg/Clock"](clock=cv.stamp_from_ns(ns, ts)), stamp_ns=ns)
+            w.write("/tf", T_["tf2_msgs/msg/TFMessage"](transforms=[T_["geometry_msgs/msg/TransformStamped"](
+                header=cv.make_header(st, t.parent, ts), child_frame_id=t.child,
+                transform=T_["geometry_msgs/msg/Transform"](
+                    translation=T_["geometry_msgs/msg/Vector3"](x=t.translation[0], y=t.translation[1],
+                                                                 z=t.translation[2]),
+                    rotation=T_["geometry_msgs/msg/Quaternion"](x=t.rotation[0], y=t.rotation[1],
+                                                                 z=t.rotation[2], w=t.rotation[3])))
+                for t in tfs]), stamp_ns=ns)
+            w.write(T.camera, cv.image_to_msg(np.full((6, 8, 4), k, np.uint8), st, "rsu/camera", types=ts))
+            w.write(T.camera_info, cv.camera_info_msg(8, 6, 90.0, st, "rsu/camera", types=ts))
+            radar = np.column_stack([rng.normal(size=5), rng.uniform(-0.5, 0.5, 5), np.zeros(5),
+                                     rng.uniform(5, 50, 5)]).astype(np.float32)
+            w.write(T.radar, cv.radar_to_msg(radar, st, "rsu/radar", types=ts))
+            w.write(T.lidar, cv.lidar_to_msg(rng.uniform(-20, 20, (50, 4)).astype(np.float32), st, "rsu/lidar",
+                                             types=ts))
+            w.write(T.gnss, _navsatfix_as_carla_ros_bridge(ts, 49.0 + 1e-5 * k, 8.4, 110.0, st, "target/gnss"))
+            w.write(T.rsu_gnss, _navsatfix_as_carla_ros_bridge(ts, *site, st, "rsu/gnss"))
+            p = np.full(B, -90.0, np.float32)
+            p[k % B] = -60.0
+            w.write(T.beam_observation, cv.beam_observation_to_msg(p, k % B, st, T.frame("mmwave_array"),
+                                                                   mode="single", types=ts))
+
+
+def test_a_carla_ros_bridge_recording_builds_a_dataset(tmp_path, ts):
+    """Bags recorded next to carla-ros-bridge -- sim-time stamps near 0 (each new world restarts them), /clock
+    and /tf topics, NavSatFix status -2 -- are accepted: every frame becomes a sample, the GPS reference is the
+    RSU's STATUS_UNKNOWN fix, and the extra topics are ignored."""
+    bags = [tmp_path / "run0", tmp_path / "run1"]
+    for bag in bags:
+        _carla_ros_bridge_recording(bag, ts, frames=12, dt=0.05, site=SITE)
+    assert {"/clock", "/tf"} <= set(bag_topics(bags[0]))
+    assert bag_gps_reference(bags, T.rsu_gnss) == pytest.approx(SITE)
+    build_from_bags(tmp_path / "ds", bags, P=3, H=2, cfg=PreprocessConfig(**SMALL), slop=0.02, seed=1)
+    r = DatasetReader(tmp_path / "ds")
+    assert sum(r.meta["counts"].values()) == 2 * (12 - 2 - 2)
+    assert r.meta["preprocess"]["gps_reference"] == pytest.approx(list(SITE))
+    stamps = np.concatenate([r.column(s, "stamp") for s in ("train", "val", "test")])
+    assert stamps.min() > 0 and stamps.max() < 1.0  # simulation seconds, kept as recorded

@@ -348,6 +348,26 @@ def test_gnss_round_trip_and_errors(msgs):
         cv.gnss_to_msg(float("inf"), 0.0, 0.0, 0.0, "g")
 
 
+def test_gnss_status_unknown_is_a_fix_of_unknown_quality(types):
+    """carla-ros-bridge never sets NavSatFix.status, so since Kilted every fix it publishes carries the
+    message default STATUS_UNKNOWN (-2): read as a fix, while STATUS_NO_FIX (-1) and undefined negative
+    statuses are still refused and a NaN position still fails whatever the status says."""
+    cls = cv._cls("sensor_msgs/msg/NavSatStatus", types)
+    if types is None:
+        assert cls().status == cls.STATUS_UNKNOWN == cv.STATUS_UNKNOWN  # the Kilted default the bridge leaves
+    m = cv.gnss_to_msg(49.0, 8.4, 115.5, 1.5, "ego/gnss", types=types)
+    m.status = cls(status=-2, service=0)
+    assert cv.gnss_from_msg(m).tolist() == [49.0, 8.4, 115.5]
+    for status in (-1, -3):
+        m.status = cls(status=status, service=0)
+        with pytest.raises(ConversionError, match=f"status {status} \\(no fix\\)"):
+            cv.gnss_from_msg(m, topic="/carla/ego/gnss")
+    m.status = cls(status=-2, service=0)
+    m.latitude = float("nan")
+    with pytest.raises(ConversionError, match="not finite"):
+        cv.gnss_from_msg(m)
+
+
 @pytest.mark.ros
 @requires_ros
 def test_beam_observation_round_trip_and_validation():

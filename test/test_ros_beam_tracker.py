@@ -117,13 +117,13 @@ def _play(plan: dict, timeout: float = 120) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def _offline(plan: dict, skip: set[int] = frozenset()) -> dict[float, list[int]]:
+def _offline(plan: dict, skip: set[int] = frozenset(), model: Path = MODEL) -> dict[float, list[int]]:
     """The same frames through the same BeamTracker core, offline: stamp -> beams."""
     from beam_tracking_ros.inference import load_model
     from beam_tracking_ros.sim import SimConfig, Simulator
     from beam_tracking_ros.tracking import BeamTracker
 
-    predictor, card = load_model(MODEL, backend="auto")
+    predictor, card = load_model(model, backend="auto")
     tracker = BeamTracker(predictor, card["modalities"], card["P"], card["H"], card["preprocess"])
     sim = Simulator(SimConfig(seed=plan["seed"], arrival_rate=2.0))
     out = {}
@@ -437,3 +437,112 @@ def test_no_exception_escapes_the_synchronizer_callback() -> None:
         node.destroy_node()
     finally:
         rclpy.try_shutdown()
+
+
+# Messages shaped as carla-ros-bridge publishes them (its docs and camera/lidar/radar/gnss converters):
+# topics /carla/<role>/<sensor>, frame ids <role>/<sensor>, bgra8 images, the LiDAR/radar PointCloud2
+# layouts of io/convert.py, NavSatFix with only header and lat/lon/alt set (so status keeps the Kilted
+# default STATUS_UNKNOWN, -2), every publisher reliable keep-last 10, stamps in simulation time (small
+# numbers, not the epoch) announced first on /clock. After the frames the simulation "pauses": /clock
+# stops advancing while wall time goes on.
+CARLA_ROS_BRIDGE_PLAYER = r"""
+import json, sys, time
+import rclpy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image, PointCloud2, NavSatFix
+from rosgraph_msgs.msg import Clock
+from diagnostic_msgs.msg import DiagnosticArray
+from beam_tracking_ros.msg import BeamPrediction
+from beam_tracking_ros.io import convert
+from beam_tracking_ros.sim import SimConfig, Simulator
+
+plan = json.loads(sys.argv[1])
+rclpy.init()
+n = rclpy.create_node("carla_ros_bridge")
+q = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+pubs = {"camera": n.create_publisher(Image, "/carla/rsu/camera/image", q),
+        "radar": n.create_publisher(PointCloud2, "/carla/rsu/radar", q),
+        "lidar": n.create_publisher(PointCloud2, "/carla/rsu/lidar", q),
+        "gnss": n.create_publisher(NavSatFix, "/carla/target/gnss", q),
+        "rsu_gnss": n.create_publisher(NavSatFix, "/carla/rsu/gnss", q)}
+clock = n.create_publisher(Clock, "/clock", q)
+preds, diags = [], []
+n.create_subscription(BeamPrediction, "/rsu/beam_prediction", preds.append, QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+n.create_subscription(DiagnosticArray, "/diagnostics", lambda m: diags.append((time.time(), m)), 10)
+deadline = time.time() + 30
+while time.time() < deadline and any(pubs[s].get_subscription_count() == 0 for s in plan["sensors"]):
+    rclpy.spin_once(n, timeout_sec=0.05)
+time.sleep(0.5)
+
+def navsatfix(lat, lon, alt, stamp, frame):
+    m = NavSatFix()  # as carla-ros-bridge's gnss.py: the status is never set
+    m.header = convert.make_header(stamp, frame)
+    m.latitude, m.longitude, m.altitude = float(lat), float(lon), float(alt)
+    return m
+
+sim = Simulator(SimConfig(seed=plan["seed"], arrival_rate=2.0))
+statuses = set()
+for i in range(plan["frames"]):
+    f = sim.step()
+    st = convert.stamp_from_sec(plan["stamps"][i])
+    clock.publish(Clock(clock=st))
+    if "camera" in plan["sensors"]:
+        pubs["camera"].publish(convert.image_to_msg(f.camera, st, "rsu/camera"))
+    if "radar" in plan["sensors"]:
+        pubs["radar"].publish(convert.radar_to_msg(f.radar, st, "rsu/radar"))
+    if "lidar" in plan["sensors"]:
+        pubs["lidar"].publish(convert.lidar_to_msg(f.lidar, st, "rsu/lidar"))
+    if "gnss" in plan["sensors"]:
+        m = navsatfix(*f.gnss, st, "target/gnss")
+        statuses.add(int(m.status.status))
+        pubs["gnss"].publish(m)
+    pubs["rsu_gnss"].publish(navsatfix(*plan["rsu_fix"], st, "rsu/gnss"))
+    end = time.time() + plan["period"]
+    while time.time() < end:
+        rclpy.spin_once(n, timeout_sec=0.005)
+paused_at = time.time()
+while time.time() < paused_at + plan["pause_s"]:
+    rclpy.spin_once(n, timeout_sec=0.05)
+def snap(m):
+    return [{**{kv.key: kv.value for kv in s.values}, "_message": s.message} for s in m.status
+            if s.name.startswith("beam_tracker")]
+print(json.dumps({
+    "preds": [[convert.stamp_to_sec(p.header.stamp), [h.beam for h in p.horizon]] for p in preds],
+    "statuses": sorted(statuses),
+    "paused_diags": [d for t, m in diags if t > paused_at + 1.5 for d in snap(m)],
+}))
+"""
+
+
+def test_carla_ros_bridge_messages_under_sim_time() -> None:
+    """A tracker with use_sim_time and reliable subscriptions on carla-ros-bridge's messages (reliable, sim-time
+    stamps, /clock, NavSatFix status -2): it predicts what offline inference predicts on the same frames, stamped
+    in simulation time; and while the simulation is paused it keeps publishing /diagnostics (wall-clock timer)
+    without calling the sensors silent (silence is measured in simulated time)."""
+    teacher = REPO / "models" / "teacher"
+    card = json.loads((teacher / "model_card.json").read_text())
+    if "gps" not in card["modalities"]:
+        pytest.skip("the shipped teacher does not read GPS")
+    from beam_tracking_ros.tracking import sensors_for_inputs
+
+    sensors = list(sensors_for_inputs(card["modalities"]))
+    plan = {**_plan(12, sensors), "period": 0.1, "stamps": [3.0 + 0.1 * i for i in range(12)], "pause_s": 3.0,
+            "rsu_fix": list(card["preprocess"]["gps_reference"])}
+    tracker = _start_tracker("-p", "use_sim_time:=true", "-p", "stale_timeout_s:=1.0", model=teacher)
+    try:
+        res = subprocess.run([sys.executable, "-c", CARLA_ROS_BRIDGE_PLAYER, json.dumps(plan)], capture_output=True,
+                             text=True, timeout=120)
+    finally:
+        tracker.terminate()
+        _, err = tracker.communicate(timeout=20)
+    assert res.returncode == 0, res.stderr[-3000:]
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert got["statuses"] == [-2]  # the messages really carry STATUS_UNKNOWN
+    expected = _offline(plan, model=teacher)
+    assert len(got["preds"]) == len(expected) == 12 - card["P"] + 1, err[-2000:]
+    for stamp, beams in got["preds"]:
+        assert beams == expected[round(stamp, 6)]
+    paused = got["paused_diags"]
+    assert len(paused) >= 2, "no /diagnostics while /clock was paused"
+    assert all(d["silent_modalities"] == "" and d["time_source"] == "sim" for d in paused), paused
+    assert float(paused[-1]["rsu_offset_m"]) < 1.0  # the RSU's STATUS_UNKNOWN fix was read

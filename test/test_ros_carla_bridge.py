@@ -35,6 +35,7 @@ from carla_fakes import (
 )
 from ros_testing import requires_ros
 
+from beam_tracking_ros.io.frames import PublishOptions, publish_options_from_params, rotate
 from beam_tracking_ros.sim import ground_truth
 
 REPO = Path(__file__).resolve().parents[1]
@@ -171,6 +172,7 @@ def test_publish_frame_from_fake_measurements_gives_the_simulator_nodes_messages
         node.shadowing = ground_truth.ShadowingProcess(4.0, 2 + len(node.walls), node.rng_shadow)
         node.geo_ref, node.target_id = (49.0, 8.4, 110.0), None
         node.rsu_fix = bridge.rsu_gnss(*node.rsu_carla[:3], node.cfg.rsu_height, node.geo_ref)
+        node.options, node.sensor_transforms = PublishOptions(), []
         node._make_publishers()
         sent: dict[str, object] = {}
         for name in ("image", "info", "radar", "lidar", "gnss", "rsu_gnss", "beam", "clock"):
@@ -286,3 +288,56 @@ def test_a_map_that_cannot_serve_the_parameters_leaves_the_world_untouched(fake_
     with pytest.raises(ValueError, match="parameter rsu_spawn_point: 99 >= the map's 19 spawn points"):
         fake_server(world, rsu_spawn_point=99)
     assert world.applied == [] and world.spawned == [] and world.weather == "original weather"
+
+
+@requires_ros
+def test_compat_mode_publishes_reliable_sensors_sim_stamps_and_counts_missing_tf(bridge) -> None:
+    """carla_ros_bridge_compat: the sensors are reliable depth 10 (a reliable subscriber -- ros2 bag record,
+    carla-ros-bridge's own consumers -- hears them), the stamps are CARLA's elapsed_seconds as on /clock,
+    and without tf2_msgs /tf is skipped, said once and counted; the default mode keeps wall-anchored stamps."""
+    import rclpy
+    from rclpy.node import Node
+    from rclpy.qos import ReliabilityPolicy
+
+    from beam_tracking_ros.io.topics import Topics
+
+    rclpy.init()
+    node = bridge.CarlaBridgeNode.__new__(bridge.CarlaBridgeNode)
+    try:
+        Node.__init__(node, "carla_bridge_compat_test")
+        node.cfg = bridge.bridge_config_from_params({})
+        node.topics, node.codebook_id, node.noise_dbm = Topics(), "cb", -80.0
+        node.options = publish_options_from_params({"carla_ros_bridge_compat": True})
+        node.sensor_transforms = bridge.bridge_transforms(node.cfg, 10.0, 5.0, 0.5, 90.0)
+        node._make_publishers()
+        for pub in (node.pubs.image, node.pubs.info, node.pubs.radar, node.pubs.lidar, node.pubs.gnss,
+                    node.pubs.rsu_gnss, node.pubs.clock):
+            assert pub.qos_profile.reliability == ReliabilityPolicy.RELIABLE and pub.qos_profile.depth == 10
+        assert node.stamp_ns(1234.05) == 1_234_050_000_000
+        node.elapsed0, node.t0_ns = None, 7 * 10**18
+        node.options = PublishOptions()
+        assert [node.stamp_ns(e) for e in (1234.05, 1234.15)] == [7 * 10**18, 7 * 10**18 + 100_000_000]
+        try:
+            import tf2_msgs  # noqa: F401
+        except ImportError:
+            node.pubs.publish(bridge.convert.stamp_from_sec(1.0), rsu_fix=(49.0, 8.4, 110.0))
+            node.pubs.publish(bridge.convert.stamp_from_sec(1.1), rsu_fix=(49.0, 8.4, 110.0))
+            assert node.pubs.tf is None and node.pubs.tf_unpublished == 2
+        else:
+            assert node.pubs.tf is not None
+    finally:
+        node.world = None
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+@requires_ros
+def test_bridge_transforms_put_each_sensor_where_it_is_spawned(bridge) -> None:
+    cfg = bridge.bridge_config_from_params({})
+    tfs = {t.child: t for t in bridge.bridge_transforms(cfg, 10.0, 5.0, 0.5, 90.0)}
+    assert set(tfs) == {"rsu/mmwave_array", "rsu/gnss", "rsu/camera", "rsu/camera_optical", "rsu/radar", "rsu/lidar"}
+    assert tfs["rsu/camera"].translation == (10.0, -5.0, 0.5 + cfg.camera.mount_height)
+    assert tfs["rsu/mmwave_array"].translation == (10.0, -5.0, 0.5 + cfg.rsu_height)
+    c, s = np.cos(np.radians(cfg.camera.pitch_deg)), np.sin(np.radians(cfg.camera.pitch_deg))
+    np.testing.assert_allclose(rotate(tfs["rsu/camera"].rotation, (1, 0, 0)), [0.0, -c, s], atol=1e-12)
+    np.testing.assert_allclose(rotate(tfs["rsu/lidar"].rotation, (1, 0, 0)), [0.0, -1.0, 0.0], atol=1e-12)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -123,3 +124,78 @@ def test_no_fix_message_is_rejected_by_the_reader_as_no_fix() -> None:
     assert msg.status.status == msg.status.STATUS_NO_FIX and math.isnan(msg.latitude)
     with pytest.raises(convert.ConversionError, match="no fix"):
         convert.gnss_from_msg(msg, topic="/carla/target/gnss")
+
+
+RELIABLE_PROBE = r"""
+import json, time, rclpy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image, PointCloud2, NavSatFix
+from rosgraph_msgs.msg import Clock
+from beam_tracking_ros.io import convert
+rclpy.init()
+n = rclpy.create_node("reliable_probe")
+reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)  # what carla-ros-bridge consumers use
+got = {}
+order = []
+def keep(name):
+    def cb(m):
+        got.setdefault(name, []).append(m)
+        order.append(name)
+    return cb
+n.create_subscription(Image, "/carla/rsu/camera/image", keep("image"), reliable)
+n.create_subscription(PointCloud2, "/carla/rsu/lidar", keep("lidar"), reliable)
+n.create_subscription(NavSatFix, "/carla/rsu/gnss", keep("rsu_gnss"), reliable)
+n.create_subscription(Clock, "/clock", keep("clock"), reliable)
+deadline = time.time() + 30
+while time.time() < deadline and min(len(got.get(k, [])) for k in ("image", "lidar", "rsu_gnss", "clock")) < 5:
+    rclpy.spin_once(n, timeout_sec=0.05)
+clock = {convert.stamp_to_ns(m.clock) for m in got.get("clock", [])}
+print(json.dumps({
+    "counts": {k: len(v) for k, v in got.items()},
+    "image_ns": [convert.stamp_to_ns(m.header.stamp) for m in got.get("image", [])],
+    "image_on_clock": all(convert.stamp_to_ns(m.header.stamp) in clock for m in got.get("image", [])),
+}))
+"""
+
+
+@requires_ros
+def test_compat_mode_reaches_reliable_subscribers_with_sim_time_stamps_and_clock() -> None:
+    """carla_ros_bridge_compat: a reliable subscriber (which hears nothing from a best-effort publisher)
+    gets the sensors; stamps are simulation time (frame k at (k + 1) / rate_hz, not the wall clock) and
+    every image's stamp is a time /clock announced."""
+    sim = popen_python(
+        "import sys; from beam_tracking_ros.ros.simulator_node import main; "
+        "sys.exit(main(['sim', '--ros-args', '-p', 'seed:=5', '-p', 'realtime_factor:=2.0', "
+        "'-p', 'carla_ros_bridge_compat:=true']))"
+    )
+    try:
+        res = run_python(RELIABLE_PROBE, timeout=60)
+    finally:
+        sim.terminate()
+        _, err = sim.communicate(timeout=20)
+    assert res.returncode == 0, res.stderr[-3000:]
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert min(got["counts"].get(k, 0) for k in ("image", "lidar", "rsu_gnss", "clock")) >= 5, (got["counts"], err)
+    ns = got["image_ns"]
+    assert all(v % 100_000_000 == 0 and 0 < v < 3600 * 10**9 for v in ns), ns  # scene seconds, not 1.7e9 s
+    assert all(b - a == 100_000_000 for a, b in itertools.pairwise(ns))
+    assert got["image_on_clock"]
+
+
+@requires_ros
+def test_transforms_become_transform_stamped_messages() -> None:
+    """The /tf payload (geometry_msgs/TransformStamped, no tf2_msgs needed to build or check it)."""
+    from beam_tracking_ros.io import convert
+    from beam_tracking_ros.io.frames import rsu_transforms, sim_mounts
+    from beam_tracking_ros.ros.rsu_publishers import transform_msgs
+    from beam_tracking_ros.sim import SimConfig, Simulator
+
+    cfg = SimConfig()
+    tfs = rsu_transforms("rsu", sim_mounts(cfg, Simulator(cfg).scene.rsu))
+    msgs = transform_msgs(tfs, convert.stamp_from_sec(3.5))
+    assert [(m.header.frame_id, m.child_frame_id) for m in msgs] == [(t.parent, t.child) for t in tfs]
+    cam = next(m for m in msgs if m.child_frame_id == "rsu/camera")
+    t = next(t for t in tfs if t.child == "rsu/camera")
+    assert convert.stamp_to_sec(cam.header.stamp) == 3.5
+    q = cam.transform.rotation
+    assert (q.x, q.y, q.z, q.w) == t.rotation and cam.transform.translation.z == cfg.camera.mount_height

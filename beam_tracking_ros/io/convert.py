@@ -27,8 +27,10 @@ Conventions of the bridge (its ``lidar.py``, ``radar.py``, ``camera.py``, ``gnss
 * Camera: ``sensor_msgs/Image`` 'bgra8' (CARLA raw BGRA, step = 4 * width) plus ``CameraInfo`` with
   the pinhole model from the horizontal fov: fx = fy = width / (2 tan(fov / 2)), cx = width / 2,
   cy = height / 2, 'plumb_bob' with zero distortion.
-* GNSS: ``NavSatFix`` with latitude, longitude, altitude; the status left at its default
-  (STATUS_FIX, service 0) as the bridge leaves it.
+* GNSS: ``NavSatFix`` with latitude, longitude, altitude. The bridge never sets the status, so it
+  carries the message default: STATUS_FIX (0) up to Jazzy, STATUS_UNKNOWN (-2) since sensor_msgs added
+  that constant (Kilted). ``gnss_to_msg`` says STATUS_FIX (our sources know they have a fix);
+  ``gnss_from_msg`` reads -2 as a fix of unknown quality and rejects only STATUS_NO_FIX (-1).
 
 Bad input raises :class:`ConversionError` (a ValueError) naming the topic and the field.
 """
@@ -573,14 +575,25 @@ def gnss_no_fix_msg(stamp: Any, frame_id: str, *, types: Any = None) -> Any:
         position_covariance=np.zeros(9), position_covariance_type=0)
 
 
+#: NavSatStatus.STATUS_NO_FIX and STATUS_UNKNOWN (sensor_msgs, Kilted): the values gnss_from_msg tells apart
+STATUS_NO_FIX = -1
+STATUS_UNKNOWN = -2
+
+
 def gnss_from_msg(msg: Any, *, topic: str = "gnss") -> np.ndarray:
-    """NavSatFix -> (3,) float64 [latitude, longitude, altitude]; no fix or NaN -> ConversionError."""
+    """NavSatFix -> (3,) float64 [latitude, longitude, altitude]; no fix or NaN -> ConversionError.
+
+    Status STATUS_UNKNOWN (-2) is accepted as a fix of unknown quality: it is the default of the
+    message since Kilted, which carla-ros-bridge never overwrites, so every fix it records carries it;
+    the finite, in-range position is what decides. STATUS_NO_FIX (-1) and any other negative status
+    are refused as before.
+    """
     try:
         status = int(msg.status.status)
         vals = np.array([msg.latitude, msg.longitude, msg.altitude], dtype=np.float64)
     except AttributeError as exc:
         raise ConversionError(f"{topic}: not a NavSatFix ({exc})") from exc
-    if status < 0:  # NavSatStatus.STATUS_NO_FIX (-1) or an unknown negative status
+    if status < 0 and status != STATUS_UNKNOWN:  # STATUS_NO_FIX (-1) or a negative status no version defines
         raise ConversionError(f"{topic}: status {status} (no fix)")
     bad = [n for n, v in zip(("latitude", "longitude", "altitude"), vals) if not math.isfinite(v)]
     if bad:

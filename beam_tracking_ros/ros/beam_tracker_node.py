@@ -19,7 +19,12 @@ A thin shell over :class:`beam_tracking_ros.tracking.BeamTracker`:
    trained model: the honest reference a learned model must beat, deployable without training;
 6. a model that reads GPS is checked against the RSU it runs on: the RSU's own fix (``rsu_gnss_topic``)
    further than ``SITE_TOLERANCE_M`` from the model's GPS reference means every position the model
-   sees is shifted by that offset, which is logged and kept as a WARN on ``/diagnostics``.
+   sees is shifted by that offset, which is logged and kept as a WARN on ``/diagnostics``;
+7. ``use_sim_time:=true`` (a simulator or carla-ros-bridge publishing ``/clock``, ``ros2 bag play
+   --clock``): a modality is "silent" after ``stale_timeout_s`` of *simulated* time, so a paused or
+   slowed simulation is not reported as dead sensors; ``/diagnostics`` still comes every
+   ``diagnostics_period_s`` of wall time (a steady-clock timer: it must not stop when /clock does);
+   the inference latency and ``max_rate_hz`` stay wall-clock measures of this machine's compute.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import numpy as np
 from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from sensor_msgs.msg import Image, NavSatFix, PointCloud2
 from visualization_msgs.msg import Marker, MarkerArray
@@ -241,7 +247,10 @@ class BeamTrackerNode(Node):
         self.pub_markers = (self.create_publisher(MarkerArray, out_topic + "/markers", 10)
                             if self.publish_markers else None)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_timer(diag_period, self.publish_diagnostics)
+        # use_sim_time (declared by rclpy itself): stamps and silence are simulated time; the diagnostics
+        # timer stays on the steady clock, or it would stop with /clock (a paused simulator, a finished bag)
+        self.sim_time = bool(self.get_parameter("use_sim_time").value)
+        self.create_timer(diag_period, self.publish_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(
             f"model {card.get('name')!r} ({card.get('role')}, "
             f"{getattr(predictor, 'backend', backend) if predictor is not None else 'numpy'}) on "
@@ -250,7 +259,14 @@ class BeamTrackerNode(Node):
 
     # ---- callbacks -------------------------------------------------------------------------------
     def _seen(self, _msg: Any, sensor: str) -> None:
-        self.last_seen[sensor] = time.monotonic()
+        self.last_seen[sensor] = self._silence_clock_s()
+
+    def _silence_clock_s(self) -> float:
+        """The clock silence is measured on: the node's (simulated) clock under use_sim_time, so a paused
+        simulation is not a dead sensor; the monotonic wall clock otherwise (immune to clock steps)."""
+        if self.sim_time:
+            return self.get_clock().now().nanoseconds / 1e9
+        return time.monotonic()
 
     def _on_clock_jump(self, stamp_ns: int) -> None:
         self.tracker.reset()
@@ -393,7 +409,7 @@ class BeamTrackerNode(Node):
 
     def publish_diagnostics(self) -> None:
         """Counters, latency percentiles and silent modalities on /diagnostics."""
-        now = time.monotonic()
+        now = self._silence_clock_s()
         silent = [s for s, t in self.last_seen.items() if t is None or now - t > self.stale_s]
         st = DiagnosticStatus()
         st.name = f"{self.get_name()}: beam tracking"
@@ -438,6 +454,7 @@ class BeamTrackerNode(Node):
             "latency_p50_ms": round(float(np.percentile(lat, 50)), 3) if lat.size else "",
             "latency_p99_ms": round(float(np.percentile(lat, 99)), 3) if lat.size else "",
             "sync_backend": self.sync_backend,
+            "time_source": "sim" if self.sim_time else "wall",
             "rsu_offset_m": "" if self.rsu_offset_m is None else round(self.rsu_offset_m, 1),
         }
         for m in self.tracker.modalities:

@@ -6,7 +6,10 @@ mode with a fixed step of ``1 / rate_hz`` seconds, spawns a static RSU (camera, 
 attached to any actor) and autopilot traffic, and on every ``world.tick()`` publishes exactly what
 the built-in ``simulator`` node publishes -- the same topics, messages, frame ids and point layouts
 (:mod:`beam_tracking_ros.io.topics`, :mod:`beam_tracking_ros.io.convert`) -- so the tracker, the
-recorder and the dataset builder cannot tell the two apart. The ground-truth ``BeamObservation``
+recorder and the dataset builder cannot tell the two apart (``carla_ros_bridge_compat:=true`` also
+publishes them as carla-ros-bridge does: reliable sensors, simulation-time stamps -- CARLA's
+``elapsed_seconds`` -- on the headers and ``/clock``, and ``/tf``; see :mod:`beam_tracking_ros.io.frames`).
+The ground-truth ``BeamObservation``
 comes from the same :class:`~beam_tracking_ros.channel.ChannelModel`, fed with the actors' poses,
 and the label target is chosen by the simulator's rule (see :func:`~beam_tracking_ros.sim.ground_truth.choose_label`).
 
@@ -37,9 +40,18 @@ from rclpy.node import Node
 
 from ..channel import ChannelConfig, ChannelModel, codebook_id
 from ..io import convert
+from ..io.frames import (
+    PUBLISH_PARAMS,
+    FrameTransform,
+    carla_mount,
+    publish_options_from_params,
+    rsu_transforms,
+    sim_stamp_ns,
+)
 from ..io.topics import Topics
 from ..sim.carla_bridge import (
     BRIDGE_PARAMS,
+    BridgeConfig,
     CarlaConnectionError,
     FrameCollector,
     bridge_config_from_params,
@@ -64,6 +76,21 @@ from .params import declare
 from .rsu_publishers import RsuPublishers
 from .spin import run_node
 
+
+def bridge_transforms(cfg: BridgeConfig, x: float, y: float, ground_z: float, yaw_deg: float,
+                      map_frame: str = "map") -> list[FrameTransform]:
+    """/tf of the RSU spawned at CARLA (x, y) on ``ground_z`` with CARLA yaw ``yaw_deg``: each enabled sensor
+    where ``_spawn_sensors`` puts it (its mount height and pitch), the mmWave array and the RSU's GNSS antenna
+    at ``rsu_height``, in carla-ros-bridge's map frame (CARLA's world mirrored in y, :func:`carla_mount`)."""
+    mounts = [carla_mount(name, x, y, ground_z + cfg.rsu_height, yaw_deg, 0.0) for name in ("mmwave_array", "gnss")]
+    for name in ("camera", "radar", "lidar"):
+        sensor = getattr(cfg, name)
+        if sensor.enabled:
+            pitch = getattr(sensor, "pitch_deg", 0.0) if name != "lidar" else 0.0  # the LiDAR spawns level
+            mounts.append(carla_mount(name, x, y, ground_z + sensor.mount_height, yaw_deg, pitch))
+    return rsu_transforms(cfg.role_name, mounts, map_frame)
+
+
 # ================================================================================================
 # The node (needs a live CARLA server: not testable here beyond its error paths)
 # ================================================================================================
@@ -76,6 +103,9 @@ class CarlaBridgeNode(Node):
         super().__init__("carla_bridge", **kwargs)
         params = {name: _declare(self, name, default, desc) for name, (default, desc) in BRIDGE_PARAMS.items()}
         self.cfg = cfg = bridge_config_from_params(params)  # ValueError -> exit 2, before connecting
+        self.options = publish_options_from_params(
+            {name: declare(self, name, default, desc) for name, (default, desc) in PUBLISH_PARAMS.items()})
+        self.sensor_transforms: list[FrameTransform] = []
         try:
             import carla
         except ImportError as exc:
@@ -179,6 +209,7 @@ class CarlaBridgeNode(Node):
                 "lower_fov": li.lower_fov_deg, "horizontal_fov": li.horizontal_fov_deg,
                 "atmosphere_attenuation_rate": li.atmosphere_attenuation_rate}, li.mount_height, 0.0))
         self.collector = FrameCollector([s[0] for s in specs])
+        self.sensor_transforms = bridge_transforms(cfg, x, y, gz, yaw, self.options.map_frame)
         for name, bp_id, attrs, height, pitch in specs:
             bp = lib.find(bp_id)
             bp.set_attribute("role_name", f"{cfg.role_name}_{name}")
@@ -221,7 +252,8 @@ class CarlaBridgeNode(Node):
     def _make_publishers(self) -> None:
         cfg = self.cfg
         self.pubs = RsuPublishers(self, self.topics, camera=cfg.camera.enabled, radar=cfg.radar.enabled,
-                                  lidar=cfg.lidar.enabled, codebook_id=self.codebook_id, noise_dbm=self.noise_dbm)
+                                  lidar=cfg.lidar.enabled, codebook_id=self.codebook_id, noise_dbm=self.noise_dbm,
+                                  options=self.options, transforms=self.sensor_transforms)
 
     # ---- per tick --------------------------------------------------------------------------------
     def tick(self) -> None:
@@ -244,12 +276,22 @@ class CarlaBridgeNode(Node):
             self.missing += 1
             self.get_logger().warning(f"frame {frame}: no {missing} measurement within {cfg.sync_timeout_s:g} s",
                                       throttle_duration_sec=5.0)
-        elapsed = float(snapshot.timestamp.elapsed_seconds)
-        if self.elapsed0 is None:
-            self.elapsed0 = elapsed
-        stamp = convert.stamp_from_ns(self.t0_ns + round((elapsed - self.elapsed0) * 1e9))
+        stamp = convert.stamp_from_ns(self.stamp_ns(float(snapshot.timestamp.elapsed_seconds)))
         self.publish_frame(stamp, data)
         self.frames += 1
+
+    def stamp_ns(self, elapsed: float) -> int:
+        """Stamp of the tick whose snapshot says ``elapsed`` simulated seconds since the world started.
+
+        ``stamps:=sim`` (carla-ros-bridge's convention): ``elapsed`` itself, on the headers and /clock, so
+        nodes with ``use_sim_time`` run on CARLA's clock. Otherwise the wall clock at the first tick plus
+        the simulated time since, so stamps advance exactly by the fixed step whatever the server's pace.
+        """
+        if self.options.sim_stamps:
+            return sim_stamp_ns(elapsed)
+        if self.elapsed0 is None:
+            self.elapsed0 = elapsed
+        return self.t0_ns + round((elapsed - self.elapsed0) * 1e9)
 
     def publish_frame(self, stamp: Any, data: dict[str, Any]) -> None:
         """One tick: the sensors' measurements, then the ground truth of the actors' poses (sim.ground_truth)."""

@@ -4,14 +4,18 @@
   ``qos_profile_sensor_data``), volatile. A late camera frame is worth less than the next one, so the
   tracker must never stall on retransmissions; and a best-effort subscription matches both best-effort
   and reliable publishers (the CARLA ROS bridge publishes its sensors reliable with depth 10), so the
-  tracker hears our simulator, the bridge and ``ros2 bag play`` alike. Large images and clouds are only
+  tracker hears our simulator, the bridge and ``ros2 bag play`` alike. The reverse does not hold: a
+  reliable subscriber hears nothing from a best-effort publisher, so our simulator and bridge publish
+  reliable, keep last 10 in carla-ros-bridge compatibility mode (``io/frames.py``). Large images and clouds are only
   delivered with the shared-memory transport profile (config/fastdds_shm.xml, docs/transport.md):
   with Fast DDS defaults best effort loses nearly all of them (ros2-from-pypi.md, measured).
 * Predictions and ground truth (BeamPrediction, BeamObservation): reliable, keep last ``depth``
   (default 10), volatile. They are small, consumers (evaluation, the recorder, the demo's live score)
   must see every one of them to score every frame, and reliable publishers still reach best-effort
   subscribers such as RViz/Foxglove.
-* Clock (/clock): best effort, keep last 1, as ROS's own clock publishers: only the newest time matters.
+* Clock (/clock): subscribed best effort, keep last 1 (:func:`clock_qos`, as rclpy's time source): only
+  the newest time matters. Our sources publish it reliable, keep last 10, as carla-ros-bridge does, so
+  both best-effort and reliable subscribers (``ros2 bag record``) get it.
 
 rclpy is imported inside the functions so this module imports without ROS (the parameter validation
 that names a profile runs in the ROS-free core too).

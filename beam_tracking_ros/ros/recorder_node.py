@@ -27,6 +27,13 @@ BeamObservation ground truth) have known types and are subscribed at start with 
 (:mod:`.qos`: best effort for sensors, which matches reliable and best-effort publishers; reliable for
 the ground truth, which must not lose a frame). Any other topic is subscribed when it appears in the
 graph, with its advertised type, reliable only if every publisher offers reliable (as rosbag2 adapts).
+
+Simulation time (``use_sim_time:=true``, as ``ros2 bag record --use-sim-time``): header stamps are
+recorded as they are (a simulator's or carla-ros-bridge's simulated seconds), and the receive time
+of headerless messages (``/clock`` itself, when listed in ``topics``) is the node's simulated clock,
+so a bag is in one time base. The flush, discovery and ``max_duration_s`` timers stay on the wall
+(steady) clock: a timer on the simulated clock would stop with ``/clock`` -- nothing flushed before
+the simulator starts, nor after it pauses or ends -- and durability must not depend on the simulator.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 
 from ..data.bag import BagWriter, make_typestore
@@ -56,6 +64,7 @@ STAMP_SOURCES = ("header", "receive")
 DISCOVERY_PERIOD_S = 0.2
 DRAIN_QUIET_S = 0.3  # on SIGINT/SIGTERM: stop once nothing arrived for this long ...
 DRAIN_MAX_S = 2.0  # ... or after this long (ros2 launch escalates to SIGTERM after 5 s)
+CLOCK_TYPE = "rosgraph_msgs/msg/Clock"  # its one field, builtin_interfaces/Time, sits where a header's stamp does
 _CDR_HEADER = 4  # encapsulation kind (2 bytes) + options (2 bytes) in front of every CDR payload
 _STAMP = struct.Struct("<iI")  # builtin_interfaces/Time {int32 sec, uint32 nanosec}, little-endian CDR
 _STAMP_BE = struct.Struct(">iI")
@@ -206,11 +215,13 @@ class RecorderNode(Node):
         self.with_header: dict[str, bool] = {}
         self.subscriptions_by_topic: dict[str, Any] = {}
         self.start = time.monotonic()
+        self.sim_time = bool(self.get_parameter("use_sim_time").value)  # declared by rclpy itself
         for topic in self.topics:
             if topic in self.known_types:
                 self._subscribe(topic, self.known_types[topic], None)
-        self.flush_timer = self.create_timer(flush, self._flush)
-        self.discovery_timer = (self.create_timer(DISCOVERY_PERIOD_S, self._discover)
+        steady = Clock(clock_type=ClockType.STEADY_TIME)  # not /clock: see the module docstring
+        self.flush_timer = self.create_timer(flush, self._flush, clock=steady)
+        self.discovery_timer = (self.create_timer(DISCOVERY_PERIOD_S, self._discover, clock=steady)
                                 if len(self.subscriptions_by_topic) < len(self.topics) else None)
         waiting = [t for t in self.topics if t not in self.subscriptions_by_topic]
         self.get_logger().info(
@@ -281,11 +292,21 @@ class RecorderNode(Node):
         if self.writer is None:
             return
         stamp = header_stamp_ns(data) if self.stamp_source == "header" and self.with_header[topic] else None
+        if stamp is None and self.sim_time and self.types[topic] == CLOCK_TYPE:
+            stamp = header_stamp_ns(data)  # a /clock message's simulated receive time is the time it carries
         if stamp is None:
-            stamp = time.time_ns()
+            stamp = self._receive_ns()
         self.writer.write_raw(topic, self.types[topic], stamp, data)
         self.counts[topic] += 1
         self.bytes += len(data)
+
+    def _receive_ns(self) -> int:
+        """Receive time: the simulated clock under use_sim_time (once /clock has said something), else wall."""
+        if self.sim_time:
+            now = self.get_clock().now().nanoseconds
+            if now > 0:
+                return now
+        return time.time_ns()
 
     def _time_up(self) -> bool:
         return bool(self.max_duration_s) and time.monotonic() - self.start >= self.max_duration_s

@@ -5,6 +5,8 @@ publishes the RSU camera (``sensor_msgs/Image`` bgra8 + ``CameraInfo``), radar a
 (``sensor_msgs/PointCloud2`` in the bridge's field layouts), the target vehicle's GNSS
 (``sensor_msgs/NavSatFix``), the ground-truth ``BeamObservation`` and ``/clock``, with the topic
 names and frame ids of the CARLA ROS bridge (see :mod:`beam_tracking_ros.io.topics`).
+``carla_ros_bridge_compat:=true`` also publishes as carla-ros-bridge does -- reliable sensors,
+simulation-time stamps and ``/tf`` (:mod:`beam_tracking_ros.io.frames`).
 
 Episodes: with ``episode_frames > 0`` the scene restarts every that many frames with the next seed
 (``seed + episode``) and ``episodes > 0`` ends the node after that many, which is how the recorder
@@ -22,6 +24,7 @@ from rclpy.node import Node
 
 from ..channel import codebook_id
 from ..io import convert
+from ..io.frames import PUBLISH_PARAMS, publish_options_from_params, rsu_transforms, sim_mounts, sim_stamp_ns
 from ..io.topics import Topics
 from ..sim import SimConfig, Simulator
 from .params import declare, sim_config_from_params
@@ -63,6 +66,8 @@ class SimulatorNode(Node):
                                     "truth (a recorder), so a recording starts with frame 0; 0 = start at once."))
         if self.episode_frames < 0 or self.episodes < 0 or self.wait_s < 0:
             raise ValueError("episode_frames, episodes and wait_for_subscriber_s must be >= 0")
+        self.options = publish_options_from_params(
+            {name: declare(self, name, default, desc) for name, (default, desc) in PUBLISH_PARAMS.items()})
         self.base_config: SimConfig = sim_config_from_params(params)
         self.topics = Topics(role=role, target_role=target_role)
         self.episode = 0
@@ -78,21 +83,31 @@ class SimulatorNode(Node):
 
         cfg = self.base_config
         self.pubs = RsuPublishers(self, self.topics, camera=cfg.camera.enabled, radar=cfg.radar.enabled,
-                                  lidar=cfg.lidar.enabled, codebook_id=self.codebook_id, noise_dbm=self.noise_dbm)
+                                  lidar=cfg.lidar.enabled, codebook_id=self.codebook_id, noise_dbm=self.noise_dbm,
+                                  options=self.options, transforms=rsu_transforms(
+                                      role, sim_mounts(cfg, self.sim.scene.rsu), self.options.map_frame))
         period = self.dt / speed if speed > 0 else 0.0
         self.timer = self.create_timer(period, self.tick)
         self.get_logger().info(
             f"built-in simulator: {cfg.lanes} lanes/direction, {cfg.weather}, seed {cfg.seed}, "
-            f"{cfg.rate_hz:g} Hz, {self.sim.n_beams} beams ({self.codebook_id}), topics under /carla/{role}/")
+            f"{cfg.rate_hz:g} Hz, {self.sim.n_beams} beams ({self.codebook_id}), topics under /carla/{role}/"
+            + (", carla-ros-bridge compatible" if self.options.compat else "")
+            + (", simulation-time stamps" if self.options.sim_stamps else "")
+            + (", reliable sensors" if self.options.reliable else ""))
 
     def stamp_ns(self, now: float) -> int:
         """Stamp of the frame whose tick started at wall time ``now``.
 
-        In real time (realtime_factor 1) it is the tick's wall-clock start, as a real sensor stamps its
-        capture, so end-to-end latencies measured against it are real; otherwise it is scene time
-        anchored at the first tick (exactly 1 / rate_hz apart). Always strictly increasing.
+        With simulation-time stamps (``stamps:=sim``, carla-ros-bridge's convention) it is the scene's
+        time: frame k (counted over all episodes) at (k + 1) / rate_hz, whatever the wall clock does, and
+        /clock says the same. Otherwise, in real time (realtime_factor 1) it is the tick's wall-clock
+        start, as a real sensor stamps its capture, so end-to-end latencies measured against it are
+        real; else scene time anchored at the first tick (exactly 1 / rate_hz apart). Always strictly
+        increasing.
         """
-        if self.realtime:
+        if self.options.sim_stamps:
+            ns = sim_stamp_ns((self.frames_published + 1) * self.dt)
+        elif self.realtime:
             ns = round(now * 1e9)
         else:
             ns = round((self.t0 + self.frames_published * self.dt) * 1e9)
