@@ -7,6 +7,7 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 
@@ -23,6 +24,9 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("params_file", default_value=PathJoinSubstitution([share, "config", "beam_tracker.yaml"]),
                               description="Parameters of the tracker"),
         DeclareLaunchArgument("namespace", default_value="", description="Namespace of the tracker node"),
+        DeclareLaunchArgument("use_sim_time", default_value="false", choices=["true", "false"],
+                              description="Follow /clock (sources stamping in simulation time, e.g. "
+                                          "carla-ros-bridge or carla_ros_bridge_compat:=true)"),
         # Large images and clouds between processes: shared memory with 16 MiB segments, unless the
         # user already chose a Fast DDS profile (docs/transport.md).
         SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", EnvironmentVariable(
@@ -35,6 +39,7 @@ def generate_launch_description() -> LaunchDescription:
             output="screen",
             parameters=[LaunchConfiguration("params_file"),
                         {"model": LaunchConfiguration("model"), "backend": LaunchConfiguration("backend"),
-                         "geometry_lanes": LaunchConfiguration("lanes")}],
+                         "geometry_lanes": LaunchConfiguration("lanes"),
+                         "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool)}],
         ),
     ])

@@ -54,6 +54,7 @@ def _sensing(context, *args, **kwargs):
         "seed": int(LaunchConfiguration("seed").perform(context)),
         "rate_hz": float(LaunchConfiguration("rate_hz").perform(context)),
     }
+    compat = LaunchConfiguration("carla_ros_bridge_compat").perform(context) == "true"
     share = FindPackageShare("beam_tracking_ros").perform(context)
     actions = []
     if mode == "auto":
@@ -79,13 +80,16 @@ def _sensing(context, *args, **kwargs):
                          "timeout_s": float(LaunchConfiguration("timeout").perform(context)),
                          # the CARLA town fixes the road layout: `lanes` applies to the built-in scene only
                          "n_vehicles": scenario["max_vehicles"], "weather": scenario["weather"],
-                         "seed": scenario["seed"], "rate_hz": scenario["rate_hz"]}],
+                         "seed": scenario["seed"], "rate_hz": scenario["rate_hz"],
+                         "town": LaunchConfiguration("town").perform(context),
+                         "load_timeout_s": float(LaunchConfiguration("load_timeout").perform(context)),
+                         "carla_ros_bridge_compat": compat}],
             on_exit=Shutdown(reason="the CARLA bridge ended"),
         ))
     else:
         actions.append(Node(
             package="beam_tracking_ros", executable="simulator", name="simulator", output="screen",
-            parameters=[f"{share}/config/simulator.yaml", scenario],
+            parameters=[f"{share}/config/simulator.yaml", {**scenario, "carla_ros_bridge_compat": compat}],
             on_exit=Shutdown(reason="the simulator ended"),
         ))
     return actions
@@ -101,6 +105,13 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("timeout", default_value="5.0", description="CARLA client timeout (s)"),
         DeclareLaunchArgument("probe_timeout", default_value="1.0",
                               description="How long simulator:=auto waits for a CARLA server (s)"),
+        DeclareLaunchArgument("town", default_value="",
+                              description="CARLA map to load, e.g. Town10HD_Opt (empty: keep the server's)"),
+        DeclareLaunchArgument("load_timeout", default_value="60.0",
+                              description="How long loading `town` may take (s)"),
+        DeclareLaunchArgument("carla_ros_bridge_compat", default_value="false", choices=["true", "false"],
+                              description="Publish as carla-ros-bridge does (reliable sensors, simulation-time "
+                                          "stamps with /clock, /tf); the tracker then runs on use_sim_time"),
         DeclareLaunchArgument("tracker", default_value="true", description="Also start the beam tracker"),
         DeclareLaunchArgument("model", default_value="student",
                               description="Model for the tracker (a name under models/, a directory, or geometry: "
@@ -115,7 +126,8 @@ def generate_launch_description() -> LaunchDescription:
         OpaqueFunction(function=_sensing),
         IncludeLaunchDescription(
             PythonLaunchDescriptionSource(PathJoinSubstitution([share, "launch", "beam_tracker.launch.py"])),
-            launch_arguments={"model": LaunchConfiguration("model"), "lanes": LaunchConfiguration("lanes")}.items(),
+            launch_arguments={"model": LaunchConfiguration("model"), "lanes": LaunchConfiguration("lanes"),
+                              "use_sim_time": LaunchConfiguration("carla_ros_bridge_compat")}.items(),
             condition=IfCondition(LaunchConfiguration("tracker")),
         ),
     ])
