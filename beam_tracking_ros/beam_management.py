@@ -99,9 +99,11 @@ def adaptive_k(probs: np.ndarray, target: float, k_min: int = 1, k_max: int = 16
 
 
 def candidate_beams(probs: np.ndarray, policy: SweepPolicy) -> np.ndarray:
-    """The beams to measure for one prediction: the top-k by probability (k fixed or adaptive)."""
+    """The beams to measure for one prediction: the top-k by probability (k fixed or adaptive), among the
+    beams with a probability at all (a BeamPrediction carries only its top-k: the rest is unknown)."""
     p = np.asarray(probs, dtype=np.float64)
     k = min(policy.k, p.size) if policy.k else adaptive_k(p, policy.target_probability, policy.k_min, policy.k_max)
+    k = max(1, min(k, int(np.count_nonzero(p > 0))))
     order = np.argsort(-p, kind="stable")
     return np.sort(order[:k]).astype(np.int64)
 
@@ -148,7 +150,10 @@ class BeamManager:
 
     # ---- inputs -----------------------------------------------------------------------------------
     def on_prediction(self, stamp_s: float, probs: Sequence[float] | np.ndarray) -> bool:
-        """Keep the newest usable prediction; False (counted) when it cannot be used."""
+        """Keep the newest usable prediction; False (counted) when it cannot be used.
+
+        ``probs`` (codebook_size,) may hold less than 1 in all (only the top-k a BeamPrediction carries:
+        the rest of the mass is on beams it does not name); more than 1 is normalised."""
         p = np.asarray(probs, dtype=np.float64).reshape(-1)
         if p.size != self.codebook_size:
             self.counts["bad_prediction"] += 1
@@ -156,7 +161,8 @@ class BeamManager:
         if not np.all(np.isfinite(p)) or np.any(p < 0) or not p.sum() > 0 or not math.isfinite(stamp_s):
             self.counts["bad_prediction"] += 1
             return False
-        self._probs, self._pred_stamp = p / p.sum(), float(stamp_s)
+        total = p.sum()
+        self._probs, self._pred_stamp = (p / total if total > 1.0 + 1e-3 else p), float(stamp_s)
         self.counts["predictions"] += 1
         return True
 
@@ -178,6 +184,15 @@ class BeamManager:
             beams, full = np.arange(self.codebook_size, dtype=np.int64), True
             self.counts["fallback_" + reason] += 1
         return self._issue(beams, full, reason)
+
+    def abandon(self) -> bool:
+        """Give up on the open request (its measurement did not come in time): counted as missing, and
+        an answer arriving later is counted as late. False when nothing was open."""
+        if self._open is None:
+            return False
+        self._open = None
+        self.counts["missing_measurement"] += 1
+        return True
 
     def recovery_request(self) -> SweepRequest:
         """A full sweep after a beam failure, in the same frame."""

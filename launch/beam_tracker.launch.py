@@ -24,6 +24,9 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("params_file", default_value=PathJoinSubstitution([share, "config", "beam_tracker.yaml"]),
                               description="Parameters of the tracker"),
         DeclareLaunchArgument("namespace", default_value="", description="Namespace of the tracker node"),
+        DeclareLaunchArgument("top_k", default_value="3",
+                              description="Candidates per horizon step in BeamPrediction (a beam manager sweeps "
+                                          "up to this many)"),
         DeclareLaunchArgument("use_sim_time", default_value="false", choices=["true", "false"],
                               description="Follow /clock (sources stamping in simulation time, e.g. "
                                           "carla-ros-bridge or carla_ros_bridge_compat:=true)"),
@@ -40,6 +43,7 @@ def generate_launch_description() -> LaunchDescription:
             parameters=[LaunchConfiguration("params_file"),
                         {"model": LaunchConfiguration("model"), "backend": LaunchConfiguration("backend"),
                          "geometry_lanes": LaunchConfiguration("lanes"),
+                         "top_k": ParameterValue(LaunchConfiguration("top_k"), value_type=int),
                          "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool)}],
         ),
     ])

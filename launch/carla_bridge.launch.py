@@ -26,8 +26,9 @@ from launch.actions import (
 )
 from launch.conditions import IfCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
-from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution, PythonExpression
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 SCENARIO_ARGS = {
@@ -113,6 +114,9 @@ def generate_launch_description() -> LaunchDescription:
                               description="Publish as carla-ros-bridge does (reliable sensors, simulation-time "
                                           "stamps with /clock, /tf); the tracker then runs on use_sim_time"),
         DeclareLaunchArgument("tracker", default_value="true", description="Also start the beam tracker"),
+        DeclareLaunchArgument("beam_manager", default_value="true", choices=["true", "false"],
+                              description="Also start the beam manager (sweeps the tracker's candidates on the "
+                                          "simulator's or bridge's radio; needs tracker:=true)"),
         DeclareLaunchArgument("model", default_value="student",
                               description="Model for the tracker (a name under models/, a directory, or geometry: "
                                           "the non-learned LiDAR baseline)"),
@@ -127,7 +131,18 @@ def generate_launch_description() -> LaunchDescription:
         IncludeLaunchDescription(
             PythonLaunchDescriptionSource(PathJoinSubstitution([share, "launch", "beam_tracker.launch.py"])),
             launch_arguments={"model": LaunchConfiguration("model"), "lanes": LaunchConfiguration("lanes"),
-                              "use_sim_time": LaunchConfiguration("carla_ros_bridge_compat")}.items(),
+                              "use_sim_time": LaunchConfiguration("carla_ros_bridge_compat"),
+                              # the beam manager's adaptive rule reads up to k_max = 16 candidates
+                              "top_k": "16"}.items(),
             condition=IfCondition(LaunchConfiguration("tracker")),
+        ),
+        Node(
+            package="beam_tracking_ros", executable="beam_manager", name="beam_manager", output="screen",
+            parameters=[{"use_sim_time": ParameterValue(LaunchConfiguration("carla_ros_bridge_compat"),
+                                                        value_type=bool),
+                         "frame_period_s": ParameterValue(
+                             PythonExpression(["1.0 / ", LaunchConfiguration("rate_hz")]), value_type=float)}],
+            condition=IfCondition(PythonExpression(["'", LaunchConfiguration("tracker"), "' == 'true' and '",
+                                                    LaunchConfiguration("beam_manager"), "' == 'true'"])),
         ),
     ])

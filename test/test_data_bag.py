@@ -210,8 +210,10 @@ def test_gps_reference_comes_from_the_rsu_fix_in_the_bags(tmp_path, ts):
             _write_episode(w, ts, 10, episode=2 * i + 1, t0=5.0, rsu=jitter)
         bags.append(bag)
     assert bag_gps_reference(bags, T.rsu_gnss) == pytest.approx(SITE)
-    build_from_bags(tmp_path / "ds", bags, modalities=("radar", "gnss"), P=3, H=2, cfg=PreprocessConfig(**SMALL),
-                    slop=0.02, seed=1)
+    # these fixes are written as east/north (a real receiver's), so the site frame is ENU; the default,
+    # "carla", would put north at -y as CARLA 0.9.16's projection implies (test_preprocess_core)
+    build_from_bags(tmp_path / "ds", bags, modalities=("radar", "gnss"), P=3, H=2,
+                    cfg=PreprocessConfig(**SMALL, gnss_frame="enu"), slop=0.02, seed=1)
     r = DatasetReader(tmp_path / "ds")
     assert r.meta["preprocess"]["gps_reference"] == pytest.approx(list(SITE))
     gps = np.concatenate([r.column(s, "gps") for s in ("train", "val", "test")]) * r.meta["preprocess"]["gps_scale"]

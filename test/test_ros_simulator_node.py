@@ -199,3 +199,61 @@ def test_transforms_become_transform_stamped_messages() -> None:
     assert convert.stamp_to_sec(cam.header.stamp) == 3.5
     q = cam.transform.rotation
     assert (q.x, q.y, q.z, q.w) == t.rotation and cam.transform.translation.z == cfg.camera.mount_height
+
+
+@requires_ros
+def test_simulator_answers_beam_sweep_requests_from_its_frames() -> None:
+    """The RSU's radio for beam management: a BeamSweepRequest for a frame is answered with that frame's
+    per-beam powers (the BeamObservation's) of the requested beams; beams out of range are left out, a
+    request for another codebook is not answered."""
+    import threading
+    import time
+
+    import numpy as np
+    import rclpy
+    from beam_tracking_ros.msg import BeamMeasurement, BeamObservation, BeamSweepRequest
+    from rclpy.executors import SingleThreadedExecutor
+
+    from beam_tracking_ros.io import convert
+    from beam_tracking_ros.ros import qos
+
+    sim = popen_python(
+        "import sys; from beam_tracking_ros.ros.simulator_node import main; "
+        "sys.exit(main(['sim', '--ros-args', '-p', 'seed:=5', '-p', 'arrival_rate:=2.0', '-p', 'camera_enabled:=false']))"
+    )
+    rclpy.init()
+    node = rclpy.create_node("radio_test")
+    ex = SingleThreadedExecutor()
+    ex.add_node(node)
+    threading.Thread(target=ex.spin, daemon=True).start()
+    obs: list = []
+    meas: list = []
+    rel = qos.reliable_qos(20)
+    node.create_subscription(BeamObservation, "/carla/rsu/beam_observation", obs.append, rel)
+    node.create_subscription(BeamMeasurement, "/carla/rsu/beam_measurement", meas.append, rel)
+    pub = node.create_publisher(BeamSweepRequest, "/carla/rsu/beam_sweep_request", rel)
+    try:
+        deadline = time.monotonic() + 30
+        while len(obs) < 3 or pub.get_subscription_count() == 0:
+            assert time.monotonic() < deadline and sim.poll() is None, "no frames from the simulator"
+            time.sleep(0.05)
+        o = obs[-2]
+        req = BeamSweepRequest(header=o.header, seq=7, codebook_id=o.codebook_id, codebook_size=len(o.power_dbm),
+                               beams=[3, 40, 151, 500], reason="prediction")
+        pub.publish(req)
+        pub.publish(BeamSweepRequest(header=o.header, seq=8, codebook_id="another_codebook", beams=[1]))
+        while not meas and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+    finally:
+        sim.terminate()
+        sim.wait(timeout=20)
+        ex.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    assert [m.seq for m in meas] == [7]
+    m = meas[0]
+    assert convert.stamp_to_ns(m.header.stamp) == convert.stamp_to_ns(o.header.stamp)
+    assert list(m.beams) == [3, 40, 151]  # 500 is not a beam of this codebook
+    np.testing.assert_array_equal(np.asarray(m.power_dbm, np.float32),
+                                  np.asarray(o.power_dbm, np.float32)[[3, 40, 151]])

@@ -55,6 +55,21 @@ class Topics:
     def beam_prediction(self) -> str:
         return f"/{self.role}/beam_prediction"
 
+    @property
+    def beam_sweep_request(self) -> str:
+        """BeamSweepRequest: the beam manager asks the RSU's radio to measure some beams."""
+        return f"/carla/{self.role}/beam_sweep_request"
+
+    @property
+    def beam_measurement(self) -> str:
+        """BeamMeasurement: the radio's answer (the simulator, the CARLA bridge, a real RSU stack)."""
+        return f"/carla/{self.role}/beam_measurement"
+
+    @property
+    def serving_beam(self) -> str:
+        """ServingBeam: the beam the beam manager serves each frame."""
+        return f"/{self.role}/serving_beam"
+
     def frame(self, sensor: str) -> str:
         """Frame id of ``sensor`` ('camera', 'radar', 'lidar', 'mmwave_array') on the RSU."""
         return f"{self.role}/{sensor}"

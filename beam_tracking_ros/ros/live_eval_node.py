@@ -2,7 +2,9 @@
 
 It logs (INFO), every ``report_period_s``, the live Top-1 and Top-k accuracy of the current step and of
 the whole horizon, the power loss versus the optimal beam in dB, the tracker's inference latency
-and the end-to-end latency (newest sensor stamp -> prediction received here). The main job
+and the end-to-end latency (newest sensor stamp -> prediction received here); with a beam manager
+running, also the served beams' realized power loss against each frame's optimum, the outage (frames
+more than 3 dB below it) and the sweep overhead saved against an exhaustive sweep. The main job
 (``make demo``) runs it next to the simulator and the tracker; it also serves anyone who wants
 to watch a tracker on a recording with ground truth.
 """
@@ -17,7 +19,7 @@ from typing import Any
 import numpy as np
 from rclpy.node import Node
 
-from beam_tracking_ros.msg import BeamObservation, BeamPrediction
+from beam_tracking_ros.msg import BeamObservation, BeamPrediction, ServingBeam
 
 from ..io import convert
 from ..io.topics import Topics
@@ -25,6 +27,8 @@ from ..tracking import OnlineBeamScore
 from . import qos
 from .params import declare
 from .spin import run_node
+
+OUTAGE_DB = 3.0  # a served frame more than this below the optimum is an outage (bench/beam_management.py)
 
 
 def _step_of(msg: BeamPrediction) -> float:
@@ -50,9 +54,12 @@ class LiveEvalNode(Node):
                                     "predictions' own step offsets (the model card's frame period)."))
         prior = int(declare(self, "prior_beam", -1, "The label prior (the training set's most frequent beam, "
                             "in the model card) to score beside the model on the same frames; -1 = none."))
+        self.top_k = int(declare(self, "top_k", 3, "Top-k accuracy over the first k of each step's top_k_beams."))
+        serving_topic = declare(self, "serving_topic", topics.serving_beam,
+                                "ServingBeam of a beam manager to score (realized power loss, outage, overhead).")
         self.prior_beam = prior if prior >= 0 else None
-        if not self.period > 0 or self.duration < 0 or not self.step_s >= 0:
-            raise ValueError("report_period_s must be > 0, duration_s and horizon_step_s >= 0")
+        if not self.period > 0 or self.duration < 0 or not self.step_s >= 0 or self.top_k < 1:
+            raise ValueError("report_period_s must be > 0, duration_s and horizon_step_s >= 0, top_k >= 1")
         self.score: OnlineBeamScore | None = None
         self.latency = collections.deque(maxlen=5000)
         self.e2e = collections.deque(maxlen=5000)
@@ -63,6 +70,13 @@ class LiveEvalNode(Node):
         self.create_subscription(BeamPrediction, pred_topic, self.on_prediction, reliable)
         self.create_subscription(BeamObservation, obs_topic, self.on_observation, reliable)
         self.pending_obs: collections.deque = collections.deque(maxlen=256)
+        # beam management: each served frame against the optimum of the same frame's observation
+        self.obs_by_stamp: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
+        self.pending_serving: collections.deque = collections.deque(maxlen=256)
+        self.serving_loss: collections.deque = collections.deque(maxlen=100_000)
+        self.serving_overhead: collections.deque = collections.deque(maxlen=100_000)
+        self.serving_full = 0
+        self.create_subscription(ServingBeam, serving_topic, self.on_serving, reliable)
         self.create_timer(self.period, self.report)
 
     def on_prediction(self, msg: BeamPrediction) -> None:
@@ -70,14 +84,15 @@ class LiveEvalNode(Node):
         stamp_ns = convert.stamp_to_ns(msg.header.stamp)
         if self.score is None:
             self.score = OnlineBeamScore(len(msg.horizon) - 1, self.step_s or _step_of(msg), prior_beam=self.prior_beam)
-            self.k = len(msg.horizon[0].top_k_beams) if msg.horizon else 0
+            self.k = min(self.top_k, len(msg.horizon[0].top_k_beams)) if msg.horizon else 0
             # the geometry baseline has no role of its own in BeamPrediction (it is sent as a student)
             role = ("teacher" if msg.role == msg.ROLE_TEACHER else
                     "non-learned" if msg.model_name == "geometry" else "student")
             self.model = f"{msg.model_name} ({role}, {'+'.join(msg.modalities)})"
             for t, p, c in self.pending_obs:
                 self.score.add_observation(t, p, c)
-        self.score.add_prediction(stamp_ns, [s.beam for s in msg.horizon], [list(s.top_k_beams) for s in msg.horizon])
+        self.score.add_prediction(stamp_ns, [s.beam for s in msg.horizon],
+                                  [list(s.top_k_beams)[:self.k] for s in msg.horizon])
         self.latency.append(msg.inference_latency_ms)
         self.e2e.append((arrival - stamp_ns / 1e9) * 1e3)
 
@@ -89,6 +104,26 @@ class LiveEvalNode(Node):
             self.pending_obs.append((t, p, c))
         else:
             self.score.add_observation(t, p, c)
+        self.obs_by_stamp[t] = p
+        while len(self.obs_by_stamp) > 512:
+            self.obs_by_stamp.popitem(last=False)
+        for _ in range(len(self.pending_serving)):  # servings that came before their frame's observation
+            self._score_serving(*self.pending_serving.popleft())
+
+    def on_serving(self, msg: ServingBeam) -> None:
+        self._score_serving(convert.stamp_to_ns(msg.header.stamp), int(msg.beam),
+                            int(msg.beams_measured), int(msg.codebook_size), bool(msg.full_sweep))
+
+    def _score_serving(self, t: int, beam: int, measured: int, size: int, full: bool) -> None:
+        p = self.obs_by_stamp.get(t)
+        if p is None:
+            self.pending_serving.append((t, beam, measured, size, full))
+            return
+        if not 0 <= beam < p.size or size != p.size:
+            return  # served from another codebook: not comparable
+        self.serving_loss.append(float(np.nanmax(p) - p[beam]))
+        self.serving_overhead.append(measured / size)
+        self.serving_full += int(full)
 
     def report(self) -> None:
         elapsed = time.monotonic() - self.started
@@ -105,10 +140,22 @@ class LiveEvalNode(Node):
                 f"MPR {np.nanmean(s['mpr']):.3f} power loss {np.nanmean(s['power_loss_db']):.2f} dB"
                 f"{self._references(s)} | "
                 f"latency p50 {np.percentile(lat, 50):.2f} ms p99 {np.percentile(lat, 99):.2f} ms | "
-                f"end-to-end p50 {np.percentile(e2e, 50):.1f} ms")
+                f"end-to-end p50 {np.percentile(e2e, 50):.1f} ms{self._serving()}")
         if self.duration and elapsed >= self.duration:
             raise SystemExit(0 if self.score is not None and self.score.summary()["n"][0] > 0 else 1)
 
+
+    def _serving(self) -> str:
+        """' | beam management: ...' -- the served beams' realized loss, outage and overhead saved."""
+        if not self.serving_loss:
+            return ""
+        loss, over = np.asarray(self.serving_loss), np.asarray(self.serving_overhead)
+        return (f" | beam management ({loss.size} frames): realized loss {loss.mean():.2f} dB, outage "
+                f"{100 * (loss > OUTAGE_DB).mean():.1f} %, overhead saved {100 * (1 - over.mean()):.1f} % "
+                f"({over.mean() * self._codebook():.1f} beams/frame), full sweeps {self.serving_full}")
+
+    def _codebook(self) -> int:
+        return next((p.size for p in reversed(self.obs_by_stamp.values())), 0)
 
     @staticmethod
     def _references(s: dict[str, Any]) -> str:

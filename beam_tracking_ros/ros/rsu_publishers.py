@@ -10,6 +10,12 @@ no-fix message when nobody is served, as a real receiver reports it), the RSU's 
 (reliable: a lost label is a lost sample). :class:`~beam_tracking_ros.io.frames.PublishOptions` says
 which QoS, and whether /tf is published; the caller chooses the stamps.
 
+The same helper is the RSU's *radio* for beam management: it answers each ``BeamSweepRequest`` with a
+``BeamMeasurement`` of the requested beams in the requested frame -- the frame's per-beam powers as the
+channel model measured them for the label (pilot-averaged noise included) -- from a short history of
+recent frames (:data:`MEASURABLE_FRAMES`); requests for unknown frames, other codebooks or beams out of
+range are answered with what can be measured, or not at all, and counted (:attr:`RsuPublishers.sweeps`).
+
 ``/tf`` needs ``tf2_msgs``, which every ROS install has but the PyPI wheels this package is developed
 with lack: without it the transforms are not published, the node says so once, and
 :attr:`RsuPublishers.tf_unpublished` counts the frames that went without (no stand-in type: a
@@ -18,6 +24,7 @@ TFMessage of another origin would not match real subscribers).
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,7 +33,7 @@ from geometry_msgs.msg import TransformStamped
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, NavSatFix, PointCloud2
 
-from beam_tracking_ros.msg import BeamObservation
+from beam_tracking_ros.msg import BeamMeasurement, BeamObservation, BeamSweepRequest
 
 from ..io import convert
 from ..io.frames import FrameTransform, PublishOptions
@@ -38,6 +45,7 @@ __all__ = ["RsuPublishers", "transform_msgs"]
 
 TF_TOPIC = "/tf"
 TF_DEPTH = 100  # tf2_ros' TransformBroadcaster: reliable, keep last 100
+MEASURABLE_FRAMES = 20  # frames a sweep request may still refer to (2 s at 10 Hz): a radio measures now
 
 
 def transform_msgs(transforms: Sequence[FrameTransform], stamp: Any) -> list[Any]:
@@ -74,6 +82,12 @@ class RsuPublishers:
         # reliable depth 10, as carla-ros-bridge: rclpy's time source subscribes best effort (matches it),
         # ros2 bag record subscribes reliable (so a best-effort /clock would not be recorded)
         self.clock = node.create_publisher(Clock, "/clock", qos.reliable_qos(10))
+        # the radio of beam management: recent frames' powers, keyed by stamp (ns), bounded
+        self._frames: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
+        self.sweeps: collections.Counter = collections.Counter()
+        self.measurement = node.create_publisher(BeamMeasurement, topics.beam_measurement, qos.reliable_qos(20))
+        node.create_subscription(BeamSweepRequest, topics.beam_sweep_request, self.on_sweep_request,
+                                 qos.reliable_qos(20))
         self.transforms = list(transforms)
         self.tf = None
         self.tf_message: Any = None
@@ -121,3 +135,38 @@ class RsuPublishers:
         if label is not None:
             self.beam.publish(convert.beam_label_to_msg(label, stamp, t.frame("mmwave_array"), episode=episode,
                                                         codebook_id=self.codebook_id, noise_dbm=self.noise_dbm))
+            self._frames[convert.stamp_to_ns(stamp)] = np.asarray(label.powers_dbm, dtype=np.float32)
+            while len(self._frames) > MEASURABLE_FRAMES:
+                self._frames.popitem(last=False)
+
+    def on_sweep_request(self, req: Any) -> None:
+        """Measure the requested beams in the requested frame (or the newest one before it) and answer.
+
+        Never raises: a request for another codebook or a frame no longer (or not yet) known is not
+        answered; beams out of range are left out of the answer; each case is counted."""
+        try:
+            self.sweeps["requests"] += 1
+            if req.codebook_id and self.codebook_id and req.codebook_id != self.codebook_id:
+                self.sweeps["other_codebook"] += 1
+                return
+            want = convert.stamp_to_ns(req.header.stamp)
+            known = [ns for ns in self._frames if ns <= want]
+            if not known:
+                self.sweeps["unknown_frame"] += 1
+                return
+            ns = known[-1]
+            powers = self._frames[ns]
+            beams = np.asarray(req.beams, dtype=np.int64)
+            ok = (beams >= 0) & (beams < powers.size)
+            if not ok.all():
+                self.sweeps["beams_out_of_range"] += int((~ok).sum())
+            beams = beams[ok]
+            header = convert.make_header(convert.stamp_from_ns(ns), self.topics.frame("mmwave_array"))
+            msg = BeamMeasurement(header=header, seq=int(req.seq), codebook_id=self.codebook_id)
+            msg.beams = beams.astype(np.uint16).tolist()
+            msg.power_dbm = powers[beams].astype(np.float32).tolist()
+            self.measurement.publish(msg)
+            self.sweeps["answered"] += 1
+            self.sweeps["beams_measured"] += int(beams.size)
+        except (ValueError, TypeError, AttributeError, OverflowError):  # malformed: never stop the frames
+            self.sweeps["bad_request"] += 1
