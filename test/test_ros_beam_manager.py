@@ -102,7 +102,7 @@ def test_manager_sweeps_candidates_recovers_and_counts_bad_input() -> None:
         time.sleep(0.5)
         t = 100 * NS
         script = []
-        for i in range(4):  # right predictions: k = 2 beams, beam 4 served
+        for _ in range(4):  # right predictions: k = 2 beams, beam 4 served
             script.append((powers_with(4), "ok", [4, 5], [0.7, 0.2]))
         p = powers_with(9, -55.0)
         p[4] = -75.0  # failure: the predicted beam fell 25 dB, the best is elsewhere
