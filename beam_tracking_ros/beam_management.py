@@ -24,6 +24,7 @@ of beams that were not requested, a late or missing measurement -- each is count
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -256,18 +257,22 @@ def run_episode(probs: np.ndarray, powers_dbm: np.ndarray, policy: SweepPolicy, 
     """The manager over one episode's frames, measurements taken from ``powers_dbm`` (T, B).
 
     probs: (T, B) the prediction for each frame (NaN rows: no prediction that frame). Returns per frame
-    the beams measured, the served beam, its realized power loss against the best beam of the frame, and
-    the manager's counts. Used by the benchmark; the node runs the same manager over ROS.
+    the beams measured, the served beam, its realized power loss against the best beam of the frame, the
+    time of the decision (prediction in -> sweep request out, ms), and the manager's counts. Used by the
+    benchmark; the node runs the same manager over ROS.
     """
     t_n, b = powers_dbm.shape
     mgr = BeamManager(b, policy)
     stamps = np.arange(t_n) * period_s if stamps is None else np.asarray(stamps, dtype=np.float64)
     measured = np.zeros(t_n, dtype=np.int64)
     served = np.full(t_n, -1, dtype=np.int64)
+    decision_ms = np.zeros(t_n)
     for t in range(t_n):
+        t0 = time.perf_counter()
         if np.all(np.isfinite(probs[t])):
             mgr.on_prediction(stamps[t], probs[t])
         req = mgr.request(stamps[t])
+        decision_ms[t] = (time.perf_counter() - t0) * 1e3
         got = mgr.on_measurement(req.seq, req.beams, powers_dbm[t, req.beams])
         n = req.beams.size
         if got is not None and got.failed:
@@ -278,4 +283,5 @@ def run_episode(probs: np.ndarray, powers_dbm: np.ndarray, policy: SweepPolicy, 
         served[t] = -1 if got is None else got.beam
     best = powers_dbm.max(axis=1)
     loss = np.where(served >= 0, best - powers_dbm[np.arange(t_n), np.maximum(served, 0)], np.inf)
-    return {"measured": measured, "served": served, "loss_db": loss, "counts": mgr.counts}
+    return {"measured": measured, "served": served, "loss_db": loss, "decision_ms": decision_ms,
+            "counts": mgr.counts}

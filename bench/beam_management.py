@@ -15,7 +15,8 @@ measurement noise), so the exhaustive sweep is the optimum by definition (0 dB).
 * overhead: beams measured per frame / codebook size (exhaustive = 100 %; "saved" = 100 % - overhead);
 * realized power loss: mean over frames of (best power - served power), dB;
 * outage: frames served more than 3 dB below the optimum;
-* full sweeps: fallbacks (no/stale prediction, beam failure) per 100 frames.
+* full sweeps: fallbacks (no/stale prediction, beam failure) per 100 frames;
+* p99 ms: the manager's decision time (prediction in -> sweep request out), 99th percentile.
 
 Predictions are each model's current-step output for the frame (the tracker predicts t..t+H from the
 window ending at t; the sweep of frame t uses step 0).
@@ -72,11 +73,12 @@ def evaluate(probs: np.ndarray, powers: np.ndarray, stamps: np.ndarray, episodes
     """The manager over every episode with one rule; the figures of the module docstring."""
     from beam_tracking_ros.beam_management import run_episode
 
-    measured, loss, fallbacks, frames = [], [], 0, 0
+    measured, loss, decision, fallbacks, frames = [], [], [], 0, 0
     for rows in episodes:
         res = run_episode(probs[rows], powers[rows], policy, stamps[rows])
         measured.append(res["measured"])
         loss.append(res["loss_db"])
+        decision.append(res["decision_ms"])
         c = res["counts"]
         fallbacks += sum(v for k, v in c.items() if k.startswith("fallback_"))
         frames += rows.size
@@ -84,7 +86,8 @@ def evaluate(probs: np.ndarray, powers: np.ndarray, stamps: np.ndarray, episodes
     b = powers.shape[-1]
     return {"overhead": float(m.mean() / b), "beams_per_frame": float(m.mean()),
             "loss_db": float(l_db.mean()), "outage": float((l_db > OUTAGE_DB).mean()),
-            "full_sweeps_per_100": 100.0 * fallbacks / frames}
+            "full_sweeps_per_100": 100.0 * fallbacks / frames,
+            "decision_ms_p99": float(np.percentile(np.concatenate(decision), 99))}
 
 
 def run(dataset: Path, models: dict[str, Path], split: str, geometry: bool, ks: Sequence[int],
@@ -126,12 +129,12 @@ def run(dataset: Path, models: dict[str, Path], split: str, geometry: bool, ks: 
 def table(result: dict[str, Any]) -> str:
     lines = [f"Beam management on {result['dataset']} ({result['split']}: {result['episodes']} episodes, "
              f"{result['frames']} frames, {result['codebook_size']} beams)",
-             f"{'predictor':<28} {'rule':<18} {'beams/frame':>11} {'saved':>7} {'loss dB':>8} {'outage':>7} "
-             f"{'full/100':>8}"]
+             f"{'predictor':<28} {'rule':<26} {'beams/frame':>11} {'saved':>7} {'loss dB':>8} {'outage':>7} "
+             f"{'full/100':>8} {'p99 ms':>7}"]
     for r in result["rows"]:
-        lines.append(f"{r['predictor']:<28} {r['rule']:<18} {r['beams_per_frame']:>11.2f} "
+        lines.append(f"{r['predictor']:<28} {r['rule']:<26} {r['beams_per_frame']:>11.2f} "
                      f"{100 * (1 - r['overhead']):>6.1f}% {r['loss_db']:>8.2f} {100 * r['outage']:>6.1f}% "
-                     f"{r['full_sweeps_per_100']:>8.1f}")
+                     f"{r['full_sweeps_per_100']:>8.1f} {r.get('decision_ms_p99', float('nan')):>7.3f}")
     return "\n".join(lines)
 
 

@@ -48,11 +48,12 @@ except BaseException:
 """
 
 
-def _start(module: str, log: Path, *params: str) -> subprocess.Popen:
+def _start(module: str, log: Path, *params: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     args = [sys.executable, "-m", module, "--ros-args"]
     for p in params:
         args += ["-p", p]
-    return subprocess.Popen(args, stdout=log.open("w"), stderr=subprocess.STDOUT, env=os.environ.copy(), cwd=REPO)
+    return subprocess.Popen(args, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env or os.environ.copy(),
+                            cwd=REPO)
 
 
 def _wait_for(log: Path, text: str, timeout: float = 20.0) -> float:
@@ -375,10 +376,13 @@ def test_recorder_under_sim_time_keeps_wall_timers_and_records_in_sim_time(tmp_p
     after max_duration_s of wall time and finalizes the bag (timers on the simulated clock would stop with
     /clock and the recorder never end), with /clock recorded at the simulated times it carried."""
     bag, log = tmp_path / "bag", tmp_path / "recorder.log"
-    source = subprocess.Popen([sys.executable, "-c", SIM_TIME_SOURCE], env=os.environ.copy(),
+    # own DDS domain: the module's simulator publishes /clock too (wall-anchored stamps)
+    domain, _lock = claim_domain()  # held until the test returns
+    env = {**os.environ, "ROS_DOMAIN_ID": str(domain)}
+    source = subprocess.Popen([sys.executable, "-c", SIM_TIME_SOURCE], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     rec = _start("beam_tracking_ros.ros.recorder_node", log, f"output:={bag}", "use_sim_time:=true",
-                 "max_duration_s:=5.0", "flush_interval_s:=0.5", "topics:=[/clock,/carla/ego/gnss]")
+                 "max_duration_s:=5.0", "flush_interval_s:=0.5", "topics:=[/clock,/carla/ego/gnss]", env=env)
     try:
         code = rec.wait(timeout=25)
     except subprocess.TimeoutExpired:
