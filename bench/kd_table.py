@@ -104,18 +104,32 @@ PAPER = Budget(episodes=50, frames=200, seeds=3, epochs=50, teacher_epochs=50, s
 # --------------------------------------------------------------------------------------------------
 # run configurations
 # --------------------------------------------------------------------------------------------------
-LABEL_MODES = ("sum_rss", "single")  # CRKD's scene (sum of RSS over the vehicles), the beam-tracking papers'
 
 
-def _dataset_dir(root: Path, lanes: int, label_mode: str = "sum_rss") -> Path:
-    return root / (f"{lanes}lane" if label_mode == "sum_rss" else f"{lanes}lane_{label_mode}")
+# (label mode, vehicle cap or None, run-key prefix of its references) of every dataset of a layout: CRKD's
+# scene, the single-target labels in full traffic (the shipped single-target teacher) and the one-vehicle
+# scene of Ma et al.'s rows. Why a one-vehicle scene for Ma: with full traffic nothing in camera motion
+# masks or radar maps says which vehicle the single-target label serves, and the Ma models sat at the
+# label prior; Ma et al.'s (and the other beam-tracking papers') real data has one vehicle in view.
+MA_SCENE = ("single", 1)
+SCENES: tuple[tuple[str, int | None, str], ...] = (("sum_rss", None, ""), ("single", None, "st:"),
+                                                   (*MA_SCENE, "ma:"))
 
 
-def _data(root: Path, lanes: int, b: Budget, modalities: Sequence[str], label_mode: str = "sum_rss") -> dict[str, Any]:
+def _dataset_dir(root: Path, lanes: int, label_mode: str = "sum_rss", max_vehicles: int | None = None) -> Path:
+    name = f"{lanes}lane" if label_mode == "sum_rss" else f"{lanes}lane_{label_mode}"
+    return root / (name if max_vehicles is None else f"{name}_{max_vehicles}veh")
+
+
+def _data(root: Path, lanes: int, b: Budget, modalities: Sequence[str], label_mode: str = "sum_rss",
+          max_vehicles: int | None = None) -> dict[str, Any]:
     gen: dict[str, Any] = {"lanes": lanes, "episodes": b.episodes, "frames_per_episode": b.frames, "seed": 0}
     if label_mode != "sum_rss":
         gen["label_mode"] = label_mode
-    return {"path": str(_dataset_dir(root, lanes, label_mode)), "generate": gen, "modalities": list(modalities)}
+    if max_vehicles is not None:
+        gen["max_vehicles"] = max_vehicles
+    return {"path": str(_dataset_dir(root, lanes, label_mode, max_vehicles)), "generate": gen,
+            "modalities": list(modalities)}
 
 
 def _train(b: Budget, seed: int, lr: float = 1e-3, teacher: bool = False, epochs: int = 0,
@@ -180,7 +194,7 @@ def plan(lanes: int, seed: int, b: Budget, data_root: Path) -> list[tuple[str, d
     st = _data(data_root, lanes, b, b.single_target_modalities, "single")
     runs.append(("st:teacher", _cfg("single_target_teacher", "teacher", st, "teacher", TEACHER_KW, ttr), None))
     if b.with_camera:
-        ma = _data(data_root, lanes, b, ["camera_motion", "radar_maps"], "single")
+        ma = _data(data_root, lanes, b, ["camera_motion", "radar_maps"], *MA_SCENE)
         # one budget for this teacher and its students: its 64x64 CNNs cost ~5x a radar step, and the rows
         # it feeds (parameter/FLOP ratios, the student's Top-5, KD vs no KD) compare like with like
         mtr = _train(b, seed, epochs=b.ma_epochs, task_loss="focal")
@@ -251,8 +265,8 @@ def run_group(args: tuple[int, int, Budget, str, str, tuple[str, ...]]) -> dict[
         params = int(card["model"]["parameters"])
         out[key] = {"test": _summary(res.metrics.get("test", {})), "params": params, "flops": flops,
                     "time_s": time.time() - t0, "dir": str(run_dir)}
-        label_mode = raw["data"]["generate"].get("label_mode", "sum_rss")
-        other = _dataset_dir(Path(data_root), 5 - lanes, label_mode)
+        gen = raw["data"]["generate"]
+        other = _dataset_dir(Path(data_root), 5 - lanes, gen.get("label_mode", "sum_rss"), gen.get("max_vehicles"))
         if other.exists():
             out[key]["shift"] = _summary(evaluate_run(run_dir, "test", data_path=str(other)))
         print(f"  [{lanes}-lane seed {seed}] {key}: MPR {out[key]['test'].get('ampr', float('nan')):.3f} "
@@ -275,9 +289,9 @@ def prior_baseline(data_root: Path) -> list[dict[str, Any]]:
     rows = []
     for lanes in LANES:
         runs: dict[str, Any] = {}
-        for mode, prefix in zip(LABEL_MODES, ("", "st:")):
-            if _dataset_dir(data_root, lanes, mode).exists():
-                refs = reference_metrics(_dataset_dir(data_root, lanes, mode), "test")
+        for mode, cap, prefix in SCENES:
+            if _dataset_dir(data_root, lanes, mode, cap).exists():
+                refs = reference_metrics(_dataset_dir(data_root, lanes, mode, cap), "test")
                 runs.update({prefix + keys[name]: {"test": _summary(m), "params": 0, "flops": 0}
                              for name, m in refs.items()})
         rows.append({"lanes": lanes, "seed": 0, "runs": runs})
@@ -289,8 +303,9 @@ def ensure_datasets(b: Budget, data_root: Path) -> None:
     from beam_tracking_ros.train.config import config_from_dict
     from beam_tracking_ros.train.trainer import _ensure_dataset
 
-    cfgs = [config_from_dict(_cfg("d", "teacher", _data(data_root, lanes, b, ["gps"], mode), "teacher", {}, {}),
-                             "data").data for lanes in LANES for mode in LABEL_MODES]
+    scenes = [(mode, cap) for mode, cap, _ in SCENES if b.with_camera or (mode, cap) != MA_SCENE]
+    cfgs = [config_from_dict(_cfg("d", "teacher", _data(data_root, lanes, b, ["gps"], mode, cap), "teacher", {}, {}),
+                             "data").data for lanes in LANES for mode, cap in scenes]
     with ProcessPoolExecutor(max_workers=len(LANES)) as pool:  # one dataset per core
         list(pool.map(_ensure_dataset, cfgs))
 
@@ -339,6 +354,8 @@ def _label(key: str) -> str:
              "df:student:kl": "LiDAR GRU student, standard KD", "df:student:data-free": "LiDAR student, data-free KD"}
     if key in names:
         return names[key]
+    if key in ("ma:prior", "ma:ceiling", "ma:geometry"):
+        return "one vehicle (Ma rows' scene): " + names[key[3:]]
     if key.startswith("st:"):
         return "single target: " + ("teacher (GNSS beams, BEV, radar, GPS)" if key == "st:teacher"
                                     else names.get(key[3:], key[3:]))
@@ -417,10 +434,13 @@ def table(groups: list[dict[str, Any]], teacher_mods: Sequence[str]) -> str:
                 lines.append(f"{n}-lane: {what} Top-5 per horizon step: "
                              + ", ".join(f"t+{i} {100 * v:.1f}%" for i, v in enumerate(per))
                              + (" (Ma et al.: > 96%)" if key.startswith("ma:") else ""))
-        t5, kd5, no5 = (_stat(groups, n, k, "atop5")[0] for k in ("ma:teacher", "ma:student:kl", "ma:student:none"))
+        t5, kd5, no5, p5, c5 = (_stat(groups, n, k, "atop5")[0] for k in ("ma:teacher", "ma:student:kl",
+                                                                           "ma:student:none", "ma:prior", "ma:ceiling"))
         if not math.isnan(t5):
+            # beside the references of the same frames: a teacher at the label prior has taught nothing
             lines.append(f"{n}-lane: Ma student ATop-5 {100 * (kd5 - t5):+.1f} points from the teacher with KD, "
-                         f"{100 * (no5 - t5):+.1f} without (target: within 3 points with KD, further without)")
+                         f"{100 * (no5 - t5):+.1f} without (target: within 3 points with KD, further without); "
+                         f"ATop-5 teacher {100 * t5:.1f}, label prior {100 * p5:.1f}, geometry ceiling {100 * c5:.1f}")
     (tp, tf), (sp, sf) = _cost(groups, "ma:teacher"), _cost(groups, "ma:student:kl")
     if sp and sf:
         lines.append(f"Ma student vs teacher: {tp / sp:.1f}x fewer parameters, {tf / sf:.1f}x fewer FLOPs "
