@@ -881,12 +881,14 @@ def init_head_bias(model: nn.Module, meta: Mapping[str, Any]) -> None:
     if not hist or heads is None:
         raise ConfigError("train.head_bias 'prior' needs a model with per-step linear heads (model.head.heads) "
                           "and a dataset with a training label histogram")
-    counts = torch.as_tensor(np.asarray(hist, dtype=np.float64))
     with torch.no_grad():
         for h in heads:
-            if h.bias is None or h.bias.shape[0] != counts.shape[0]:
+            # the store's histogram ends at the highest beam seen; the beams above it were never a label
+            counts = torch.zeros(h.out_features, dtype=torch.float64)
+            if h.bias is None or len(hist) > h.out_features:
                 raise ConfigError(f"train.head_bias 'prior': a head has {h.out_features} outputs, the label "
-                                  f"histogram {counts.shape[0]} beams")
+                                  f"histogram {len(hist)} beams")
+            counts[:len(hist)] = torch.as_tensor(np.asarray(hist, dtype=np.float64))
             h.bias.copy_(torch.log((counts + 1.0) / (counts.sum() + counts.shape[0])).to(h.bias))
 
 
