@@ -94,7 +94,8 @@ DEFAULT = Budget(episodes=50, frames=200, seeds=3, epochs=8, teacher_epochs=10, 
                  student_sizes=(("h64", 64),),
                  single_modalities=("radar", "lidar", "gps", "lidar_feat"),
                  teacher_modalities=("lidar_beams", "lidar_bev", "radar_points", "gps"), with_camera=True,
-                 ma_epochs=4)
+                 ma_epochs=6)  # Ma rows: 6 epochs of the one-vehicle training split, ~420 steps (teacher test
+# ATop-5 0.871 vs label prior 0.735 on 2-lane, 1 seed); ~8 min per (layout, seed) group
 PAPER = Budget(episodes=50, frames=200, seeds=3, epochs=50, teacher_epochs=50, steps_per_epoch=10_000, batch_size=64,
                df_steps=500,
                student_sizes=(), single_modalities=("radar", "gps", "lidar", "lidar_feat", "camera"),
