@@ -481,7 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2, help="parallel (scenario, seed) groups (default 2)")
     ap.add_argument("--data-root", type=Path, help="dataset cache (default data/bench or data/bench_quick)")
     ap.add_argument("--work", type=Path, help="run directories (default: a temporary directory)")
-    ap.add_argument("--json", type=Path, help="also write all results here")
+    ap.add_argument("--json", type=Path, help="also write all results here (with --from-json: the merged ones)")
     ap.add_argument("--only", default="", metavar="PREFIXES",
                     help="comma-separated run-key prefixes to train (e.g. 'df:,single:lidar_feat'); default all")
     ap.add_argument("--from-json", type=Path, nargs="+", metavar="PATH",
@@ -505,6 +505,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         for p, doc in zip(a.from_json, saved):
             if "run_time_min" in doc:
                 print(f"{p.name}: {doc['budget']['seeds']} seed(s), run time {doc['run_time_min']:.1f} min")
+            for part in doc.get("merged", []):
+                print(f"  merged from {part['file']}: {part['budget']['seeds']} seed(s), "
+                      f"run time {part['run_time_min']:.1f} min")
+        if a.json:
+            # the merged groups, keeping the first file's budget and run time (the table's base run) and
+            # every file's own budget and run time under "merged", so the doc still says what ran how long
+            parts = [part for doc in saved for part in doc.get("merged", [])]
+            parts += [{"file": p.name, "budget": doc["budget"], "run_time_min": doc.get("run_time_min", math.nan)}
+                      for p, doc in zip(a.from_json, saved) if "merged" not in doc]
+            a.json.write_text(json.dumps({"budget": saved[0]["budget"], "groups": list(merged.values()),
+                                          "run_time_min": saved[0].get("run_time_min", math.nan), "merged": parts},
+                                         indent=1, default=str))
         return 0
     if a.seeds is not None:
         if a.seeds < 1:
