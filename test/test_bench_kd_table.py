@@ -79,3 +79,23 @@ def test_only_keeps_the_teachers_it_needs() -> None:
         kd.select(runs, ("df:student",))
     with pytest.raises(SystemExit, match="no run key"):
         kd.select(runs, ("nothing",))
+
+
+def test_from_json_merges_later_runs_and_writes_the_merge(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A later file's run replaces the same run of the same (layout, seed); ``--json`` keeps every file's
+    budget and run time, so a documented table merged from two runs still says what each cost."""
+    kd = _load()
+    budget = {"seeds": 1, "teacher_modalities": ["gps"]}
+    first, later = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps({"budget": budget, "groups": [_group(2, 0, 0.80, 0.70)], "run_time_min": 90.0}))
+    redo = _group(2, 0, 0.85, 0.70)
+    del redo["runs"]["single:gps"]
+    later.write_text(json.dumps({"budget": budget, "groups": [redo], "run_time_min": 5.0}))
+    out = tmp_path / "m.json"
+    assert kd.main(["--from-json", str(first), str(later), "--json", str(out), "--data-root", str(tmp_path)]) == 0
+    merged = json.loads(out.read_text())
+    runs = merged["groups"][0]["runs"]
+    assert runs["teacher"]["test"]["ampr"] == 0.85 and runs["single:gps"]["test"]["ampr"] == 0.70
+    assert merged["run_time_min"] == 90.0 and [p["run_time_min"] for p in merged["merged"]] == [90.0, 5.0]
+    assert kd.main(["--from-json", str(out), "--data-root", str(tmp_path)]) == 0
+    assert "merged from b.json: 1 seed(s), run time 5.0 min" in capsys.readouterr().out

@@ -147,3 +147,22 @@ def test_data_free_student_never_reads_training_data(tmp_path: Path) -> None:
     assert "train" not in seen and "test" in seen
     assert res.card["distill"]["method"] == "data-free"
     assert (tmp_path / "df" / "generator.pt").is_file()
+
+
+def test_head_bias_prior_starts_every_step_at_the_label_prior() -> None:
+    """``train.head_bias: prior``: a model's softmax on a zero feature is the (add-one smoothed) training label
+    histogram at every horizon step, so a small model need not spend its first steps learning the prior."""
+    from beam_tracking_ros.train.trainer import build_model, init_head_bias
+
+    model = build_model("student-ma", {"num_beams": 8, "horizon": 2})
+    hist = [10, 0, 5, 1, 0, 0, 4]  # the store's histogram ends at the highest beam seen (here 6 of 0..7)
+    init_head_bias(model, {"label_histogram": {"train": hist}})
+    hist = [*hist, 0]
+    expected = (torch.tensor(hist, dtype=torch.float64) + 1) / (sum(hist) + 8)
+    logits = model.head(torch.zeros(1, model.end_dim))[0]
+    assert logits.shape == (3, 8)
+    assert torch.allclose(torch.softmax(logits.double(), -1), expected.expand(3, 8), atol=1e-6)
+    with pytest.raises(ConfigError, match="histogram"):
+        init_head_bias(model, {})
+    with pytest.raises(ConfigError, match=r"train\.head_bias"):
+        config_from_dict(tiny(train={"head_bias": "uniform"}))

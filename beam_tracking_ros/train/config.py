@@ -26,7 +26,8 @@ Schema (every section optional except ``model``; defaults below)::
       scheduler: none|cosine|cosine-restarts|linear-decay, restart_every: 10, decay_start: 15,
       decay_per_epoch: 5e-6, min_lr: 0.0, seed: 0, device: auto|cpu|cuda, focal_alpha: 1.0,
       focal_gamma: 2.0, grad_clip: 0.0, deterministic: true, max_steps_per_epoch: null,
-      task_loss: focal|power|focal+power, power_temperature: 1.0 (dB), select_by: mpr|loss
+      task_loss: focal|power|focal+power, power_temperature: 1.0 (dB), select_by: mpr|loss,
+      head_bias: none|prior
     distill:
       method: none | kd-end | kd-mid | kd-both | rkd-end | rkd-mid | rkd-both | kl | logit-mse | data-free
       teacher: runs/teacher   # teacher run directory (or null: given on the command line)
@@ -128,6 +129,9 @@ class TrainConfig:
     task_loss: str = "focal"  # 'focal' (the papers), 'power' (soft targets from the label powers), 'focal+power'
     power_temperature: float = 1.0  # dB, T of the power soft targets
     select_by: str = "mpr"  # best epoch by validation 'mpr' or focal 'loss'
+    # 'prior': start the output heads' biases at the log label prior of the training split (Lin et al.'s focal
+    # loss init); 'none': the layers' default init
+    head_bias: str = "none"
 
 
 @dataclass
@@ -307,6 +311,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     _choice(t.task_loss, ("focal", "power", "focal+power"), "train.task_loss")
     _positive(t.power_temperature, "train.power_temperature")
     _choice(t.select_by, ("mpr", "loss"), "train.select_by")
+    _choice(t.head_bias, ("none", "prior"), "train.head_bias")
     k = cfg.distill
     _choice(k.method, DISTILL_METHODS, "distill.method")
     if not 0.0 <= k.alpha <= 1.0:
