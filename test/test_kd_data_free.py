@@ -105,3 +105,66 @@ def test_bad_config():
         DF.train_generator(g, t, None, steps=1, source="features")
     with pytest.raises(ValueError, match="loss"):
         DF.train_student_data_free(t, t, g, steps=1, loss="ce")
+
+
+def smooth_batches(n: int = 4):
+    """Sequences that differ across samples but barely along time (like the LiDAR range profiles)."""
+    g = torch.Generator().manual_seed(0)
+    out = []
+    for _ in range(n):
+        base = torch.rand(16, 1, 12, generator=g)
+        out.append({"lidar_feat": base + 0.01 * torch.randn(16, 5, 12, generator=g)})
+    return out
+
+
+def test_input_metadata_collected_and_roundtrip():
+    t = trained_teacher()
+    meta = DF.collect_teacher_metadata(t, smooth_batches(), inputs=("lidar_feat",))
+    assert meta.has_inputs("lidar_feat")
+    assert meta.input_mean["lidar_feat"].shape == (5, 12) and meta.step_var["lidar_feat"].shape == (12,)
+    x = torch.cat([b["lidar_feat"] for b in smooth_batches()])
+    assert torch.allclose(meta.input_var["lidar_feat"], x.var(0, unbiased=False), atol=1e-5)
+    again = DF.TeacherMetadata.from_state_dict(meta.state_dict())
+    assert torch.equal(again.step_mean["lidar_feat"], meta.step_mean["lidar_feat"])
+    assert not DF.TeacherMetadata.from_state_dict({k: v for k, v in meta.state_dict().items()
+                                                   if k.startswith(("mean.", "var."))}).has_inputs("lidar_feat")
+    with pytest.raises(ValueError, match="input_mean/input_var"):
+        DF.TeacherMetadata.from_state_dict({"input_mean.lidar_feat": torch.zeros(1)})
+    with pytest.raises(ValueError, match="sequence"):
+        DF.collect_teacher_metadata(t, [{"lidar_feat": torch.rand(4, 1, 12)}], inputs=("lidar_feat",))
+
+
+def test_input_metadata_loss_penalises_jitter_not_real_sequences():
+    """The collapse it exists for: same pooled statistics, variance along time instead of across samples."""
+    t = trained_teacher()
+    meta = DF.collect_teacher_metadata(t, smooth_batches(), inputs=("lidar_feat",))
+    real = torch.cat([b["lidar_feat"] for b in smooth_batches()])
+    torch.manual_seed(0)
+    jitter = real[0:1].expand_as(real) + (torch.rand_like(real) - 0.5)  # one sample repeated + frame noise
+    ok_in, ok_step = DF.input_metadata_loss(meta, "lidar_feat", real)
+    bad_in, bad_step = DF.input_metadata_loss(meta, "lidar_feat", jitter)
+    assert ok_in < 1e-3 and ok_step < 1e-3
+    assert bad_in > 10 * max(ok_in.item(), 1e-3) and bad_step > 10 * max(ok_step.item(), 1e-3)
+
+
+def test_generator_with_input_metadata_matches_the_per_step_input_statistics():
+    t = trained_teacher()
+    meta = DF.collect_teacher_metadata(t, smooth_batches(), inputs=("lidar_feat",))
+    real_var = torch.cat([b["lidar_feat"] for b in smooth_batches()]).var(0).mean().item()
+
+    def trained(w: float) -> tuple[float, float]:
+        torch.manual_seed(1)
+        g = DF.Generator("lidar_feat", (5, 12), noise_dim=32, hidden=32, output_range=(-0.2, 1.2))
+        hist = DF.train_generator(g, t, meta, steps=300, batch_size=32, lr=3e-3, seed=0, input_weight=w)
+        assert ("inputs" in hist[-1]) == (w > 0)
+        with torch.no_grad():
+            x = g(g.sample_noise(256))["lidar_feat"]
+        return DF.input_metadata_loss(meta, "lidar_feat", x)[0].item(), x.var(0).mean().item()
+
+    (off, var_off), (on, var_on) = trained(0.0), trained(1.0)
+    assert on < off / 10
+    assert abs(var_on - real_var) < 0.5 * abs(var_off - real_var)  # variance across samples, like the data
+    g = DF.Generator("lidar_feat", (5, 12), noise_dim=8, hidden=4)
+    no_inputs = DF.collect_teacher_metadata(t, smooth_batches())
+    with pytest.raises(ValueError, match="no input statistics"):
+        DF.train_generator(g, t, no_inputs, steps=1, input_weight=1.0)

@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 
+from beam_tracking_ros.models.checkpoint import safe_load
 from beam_tracking_ros.train.api import fit
 from beam_tracking_ros.train.cli import main_for
 from beam_tracking_ros.train.config import ConfigError, config_from_dict
@@ -130,7 +131,10 @@ def test_data_free_student_never_reads_training_data(tmp_path: Path) -> None:
     raw = tiny(role="student", data={"modalities": ["lidar_feat"]},
                model={"name": "toy-gru", "kwargs": {"hidden": 8}},
                distill={"method": "data-free", "temperature": 5.0,
-                        "data_free": {"generator_steps": 10, "student_steps": 10, "batch_size": 8, "noise_dim": 16}})
+                        "data_free": {"generator_steps": 10, "student_steps": 10, "batch_size": 8, "noise_dim": 16,
+                                      "input_weight": 1.0, "step_weight": 1.0}})
+    stored = safe_load(tmp_path / "t" / "metadata.pt", "metadata")
+    assert {"input_mean.lidar_feat", "step_var.lidar_feat"} <= set(stored)  # the input statistics
     seen: list[str] = []
     orig = SyntheticBeamDataset.__init__
 

@@ -38,7 +38,8 @@ Schema (every section optional except ``model``; defaults below)::
       feature_mode: kl | mse
       end_source: features | logits
       data_free: {generator_steps, student_steps, batch_size, lr, noise_dim, hidden, act_weight,
-                  ent_weight, loss: kl|mse, metadata_source: features|batchnorm|both, entropy_mode}
+                  ent_weight, loss: kl|mse, metadata_source: features|batchnorm|both, entropy_mode,
+                  input_weight, step_weight}
 """
 
 from __future__ import annotations
@@ -149,6 +150,10 @@ class DataFreeConfig:
     loss: str = "mse"
     metadata_source: str = "features"
     entropy_mode: str = "sample"
+    # eq. 5 on the teacher's stored input statistics (per step and bin; frame differences), 0 = off (the
+    # paper); see kd.data_free.input_metadata_loss
+    input_weight: float = 0.0
+    step_weight: float = 0.0
 
 
 @dataclass
@@ -332,6 +337,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     _positive(f.lr, "distill.data_free.lr")
     _positive(f.act_weight, "distill.data_free.act_weight", strict=False)
     _positive(f.ent_weight, "distill.data_free.ent_weight", strict=False)
+    _positive(f.input_weight, "distill.data_free.input_weight", strict=False)
+    _positive(f.step_weight, "distill.data_free.step_weight", strict=False)
     _choice(f.loss, ("kl", "mse"), "distill.data_free.loss")
     _choice(f.metadata_source, ("features", "batchnorm", "both"), "distill.data_free.metadata_source")
     _choice(f.entropy_mode, ("sample", "balance"), "distill.data_free.entropy_mode")

@@ -86,6 +86,11 @@ def fit_data_free(
                               f"data-free KD needs a teacher trained by `beam-tracking train`")
     metadata = TeacherMetadata.from_state_dict(safe_load(Path(teacher_dir) / meta_info["file"], "teacher metadata"))
     modality = tm["modalities"][0]
+    f = cfg.distill.data_free
+    if (f.input_weight > 0 or f.step_weight > 0) and not metadata.has_inputs(modality):
+        raise CheckpointError(f"teacher run {str(teacher_dir)!r}: its metadata.pt has no input statistics of "
+                              f"{modality!r} (trained before they were stored); retrain the teacher or set "
+                              f"distill.data_free.input_weight and step_weight to 0")
     shape = tm["input_shapes"][modality]
     lo, hi = meta_info["input_range"][modality]
     if not hi > lo:
@@ -99,7 +104,6 @@ def fit_data_free(
     torch.manual_seed(cfg.train.seed)
     student = build_model(cfg.model.name, kwargs).to(device)
     check_model_modalities(student, cfg.model.name, [modality])
-    f = cfg.distill.data_free
     generator = Generator(modality, shape, noise_dim=f.noise_dim, hidden=f.hidden, output_range=(lo, hi)).to(device)
 
     bar = tqdm(total=f.generator_steps + f.student_steps, desc="data-free KD", disable=not progress,
@@ -116,7 +120,8 @@ def fit_data_free(
     try:
         g_hist = train_generator(generator, teacher, metadata, steps=f.generator_steps, batch_size=f.batch_size,
                                  lr=f.lr, alpha=f.act_weight, beta=f.ent_weight, source=f.metadata_source,
-                                 entropy_mode=f.entropy_mode, seed=cfg.train.seed, callback=g_cb)
+                                 entropy_mode=f.entropy_mode, seed=cfg.train.seed, callback=g_cb,
+                                 input_weight=f.input_weight, step_weight=f.step_weight)
         s_hist = train_student_data_free(student, teacher, generator, steps=f.student_steps,
                                          batch_size=f.batch_size, lr=f.lr, loss=f.loss,
                                          temperature=cfg.distill.temperature, seed=cfg.train.seed + 1,

@@ -934,7 +934,12 @@ def _limit(loader: DataLoader, n: int) -> Iterator[Any]:
 
 def _save_teacher_metadata(model: nn.Module, ds: Dataset, mods: Sequence[str], device: torch.device,
                            batch_size: int, out: Path, card: dict[str, Any]) -> None:
-    """Zakeri et al.'s stored metadata (mean/var of the end features) + input ranges, for DF-KD."""
+    """Zakeri et al.'s stored metadata (mean/var of the end features) + input ranges, for DF-KD.
+
+    Also the input statistics of every feature-vector sequence ``(P, D)`` (per step and bin, and of the
+    frame-to-frame differences; ``kd.data_free.input_metadata_loss``): a few kB, and the data-free
+    generator needs them to make sequences whose variance is across samples, like the real ones.
+    """
     from ..kd.data_free import collect_teacher_metadata
 
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False)
@@ -950,7 +955,9 @@ def _save_teacher_metadata(model: nn.Module, ds: Dataset, mods: Sequence[str], d
             yield x
 
     features = tuple(k for k in ("end", "mid") if k in card["model"].get("feature_dims", {}))[:1] or ("end",)
-    meta = collect_teacher_metadata(model, batches(), features=features)
+    shapes = card["model"].get("input_shapes", {})
+    seqs = tuple(m for m in mods if len(shapes.get(m, ())) == 2 and shapes[m][0] >= 2)
+    meta = collect_teacher_metadata(model, batches(), features=features, inputs=seqs)
     save_tensors(meta.state_dict(), out / "metadata.pt")
     card["data_free_metadata"] = {"file": "metadata.pt", "features": list(features),
                                   "input_range": {m: [lo[m], hi[m]] for m in lo}}
