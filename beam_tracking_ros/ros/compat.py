@@ -16,6 +16,10 @@ behaviour), so everything here imports the real package first and never shadows 
   zero-copy view, no OpenCV needed).
 * :func:`implementations`: which of the two each upstream package resolves to in this process (the
   test session prints it in its header, so a CI log says which path it tested).
+
+``BEAM_TRACKING_ROS_FALLBACKS=force`` makes every look-up here take the fallback even where the real
+package is importable, and each resolution is recorded for the test session's per-test report
+(:func:`beam_tracking_ros.ros.fallback.record_implementation`).
 """
 from __future__ import annotations
 
@@ -28,12 +32,16 @@ from typing import Any
 
 from beam_tracking_ros.io import convert as _convert
 from beam_tracking_ros.io import sync as _sync
+from beam_tracking_ros.ros.fallback import fallbacks_forced, record_implementation
 
 BACKENDS = ("auto", "message_filters", "fallback")
 
 
 def _import_real(name: str) -> Any | None:
-    """The real module ``name`` or None; our own modules are never taken for it."""
+    """The real module ``name`` or None; our own modules are never taken for it, and none is taken
+    under ``BEAM_TRACKING_ROS_FALLBACKS=force``."""
+    if fallbacks_forced():
+        return None
     try:
         mod = importlib.import_module(name)
     except ImportError:
@@ -58,11 +66,13 @@ def sync_backend(prefer: str = "auto") -> SimpleNamespace:
     if prefer != "fallback":
         mf = _import_real("message_filters")
         if mf is not None:
+            record_implementation("message_filters", "upstream")
             return SimpleNamespace(name="message_filters", Subscriber=mf.Subscriber, SimpleFilter=mf.SimpleFilter,
                                    ApproximateTimeSynchronizer=mf.ApproximateTimeSynchronizer, module=mf)
         if prefer == "message_filters":
             raise ImportError("prefer='message_filters' but message_filters is not installed "
                               "(it ships with ROS 2; use prefer='auto' to fall back)")
+    record_implementation("message_filters", "fallback")
     return SimpleNamespace(name="fallback", Subscriber=_sync.Subscriber, SimpleFilter=_sync.SimpleFilter,
                            ApproximateTimeSynchronizer=_sync.ApproximateTimeSynchronizer, module=_sync)
 
@@ -140,7 +150,9 @@ def read_points_numpy(cloud: Any, field_names: Sequence[str] | None = None, skip
     :func:`upstream_reads_correctly`), else ours -- which reads every layout."""
     pc2 = _import_real("sensor_msgs_py.point_cloud2")
     if pc2 is not None and _is_rclpy_cloud(cloud) and upstream_reads_correctly(cloud):
+        record_implementation("sensor_msgs_py", "upstream")
         return pc2.read_points_numpy(cloud, field_names=field_names, skip_nans=skip_nans)
+    record_implementation("sensor_msgs_py", "fallback")
     return _convert.read_points_numpy(cloud, field_names, skip_nans)
 
 
@@ -148,7 +160,9 @@ def create_cloud(header: Any, fields: Sequence[Any], points: Any) -> Any:
     """sensor_msgs_py.point_cloud2.create_cloud where installed, else ours (same layout)."""
     pc2 = _import_real("sensor_msgs_py.point_cloud2")
     if pc2 is not None:
+        record_implementation("sensor_msgs_py", "upstream")
         return pc2.create_cloud(header, list(fields), points)
+    record_implementation("sensor_msgs_py", "fallback")
     return _convert.create_cloud(header, fields, points)
 
 
@@ -167,6 +181,7 @@ def imgmsg_to_numpy(msg: Any, desired_encoding: str = "passthrough") -> Any:
     OpenCV and are refused with a clear error rather than guessed.
     """
     cvb = _import_real("cv_bridge")
+    record_implementation("cv_bridge", "fallback" if cvb is None else "upstream")
     if cvb is not None:
         return cvb.CvBridge().imgmsg_to_cv2(msg, desired_encoding=desired_encoding)
     if desired_encoding not in ("passthrough", str(msg.encoding), "bgra8"):
@@ -179,6 +194,7 @@ def imgmsg_to_numpy(msg: Any, desired_encoding: str = "passthrough") -> Any:
 def numpy_to_imgmsg(img: Any, encoding: str = "bgra8") -> Any:
     """``CvBridge().cv2_to_imgmsg`` where installed, else ours (packed rows, little-endian)."""
     cvb = _import_real("cv_bridge")
+    record_implementation("cv_bridge", "fallback" if cvb is None else "upstream")
     if cvb is not None:
         return cvb.CvBridge().cv2_to_imgmsg(img, encoding=encoding)
     return _convert.image_to_msg(img, 0, "", encoding=encoding)

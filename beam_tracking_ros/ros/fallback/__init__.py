@@ -8,12 +8,52 @@ their real names only inside that fallback process, so they never shadow a real 
 This module holds the ament resource index look-ups everything else needs; it is the same lookup as
 ``ament_index_python`` (a package is marked by ``<prefix>/share/ament_index/resource_index/packages/<pkg>``)
 without depending on it.
+
+It also holds the two switches of the test suite's fallback mode (README, "On a machine with ROS 2"):
+
+* ``BEAM_TRACKING_ROS_FALLBACKS=force`` makes every look-up of an upstream package (``compat``, the ``ros2``
+  fallback's launcher) take the package's own implementation even where the real one is importable, so
+  a ROS 2 machine can prove that both paths pass the same suite (``make test-fallbacks``);
+* ``BEAM_TRACKING_ROS_IMPLEMENTATION_LOG=<file>``: each process appends ``<package> <upstream|fallback>``
+  once per package it resolves, so a test session can say which implementation each test used, its
+  subprocesses (nodes, launchers) included.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+FORCE_ENV = "BEAM_TRACKING_ROS_FALLBACKS"
+RECORD_ENV = "BEAM_TRACKING_ROS_IMPLEMENTATION_LOG"
+_FORCE_VALUES = {"": False, "auto": False, "0": False, "force": True, "1": True}
+_recorded: set[tuple[str, str, str]] = set()
+
+
+def fallbacks_forced() -> bool:
+    """True when ``BEAM_TRACKING_ROS_FALLBACKS`` asks for the package's own implementations everywhere.
+
+    A value other than auto/0/force/1 is a configuration mistake, refused with one clear error rather
+    than silently testing the wrong path.
+    """
+    value = os.environ.get(FORCE_ENV, "").strip().lower()
+    if value not in _FORCE_VALUES:
+        raise ValueError(f"{FORCE_ENV}={os.environ[FORCE_ENV]!r}: expected 'auto' (default) or 'force'")
+    return _FORCE_VALUES[value]
+
+
+def record_implementation(package: str, implementation: str) -> None:
+    """Append ``package implementation`` to the file named by ``BEAM_TRACKING_ROS_IMPLEMENTATION_LOG``
+    (once per process, package and file); nothing without it. Never raises: a record is a diagnostic."""
+    path = os.environ.get(RECORD_ENV)
+    if not path or (path, package, implementation) in _recorded:
+        return
+    _recorded.add((path, package, implementation))
+    try:
+        with open(path, "a", encoding="utf-8") as f:  # one short line: appends are atomic on POSIX
+            f.write(f"{package} {implementation}\n")
+    except OSError:
+        pass
 
 
 class PackageNotFoundError(LookupError):

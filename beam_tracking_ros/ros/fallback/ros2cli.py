@@ -27,11 +27,13 @@ from typing import Any
 
 from . import (
     PackageNotFoundError,
+    fallbacks_forced,
     find_executable,
     get_package_prefix,
     get_package_share_directory,
     list_executables,
     list_packages,
+    record_implementation,
 )
 
 _ALIASES = {"launch": __package__ + ".launch", "launch_ros": __package__ + ".launch_ros"}
@@ -64,7 +66,10 @@ def real_launch_available() -> bool:
 
     A namespace package does not count: a checkout's ``launch/`` folder of launch files on sys.path
     would otherwise pass for the ``launch`` package and leave the launch files without their API.
+    False as well under ``BEAM_TRACKING_ROS_FALLBACKS=force`` (the suite's fallback mode).
     """
+    if fallbacks_forced():
+        return False
     for name in _ALIASES:
         spec = importlib.util.find_spec(name)
         if spec is None or spec.origin in (None, "namespace"):
@@ -147,6 +152,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
         print(f"ros2 launch: error: {exc}", file=sys.stderr)
         return 2
     using_fallback = install_launch_aliases()
+    record_implementation("launch", "fallback" if using_fallback else "upstream")
     launch = importlib.import_module("launch")
     importlib.import_module("launch.actions")
     source = launch.launch_description_sources.PythonLaunchDescriptionSource(str(path))
