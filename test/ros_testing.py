@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,18 @@ requires_ros = pytest.mark.skipif(
     not have_rclpy() and not os.environ.get("CI"),
     reason="needs rclpy and the built package: run `make test` or `source env.sh`",
 )
+
+
+def ros2_command() -> list[str]:
+    """The ``ros2`` a user has (the real one, or the fallback the bootstrap installs); under the suite's
+    fallback mode (``BEAM_TRACKING_ROS_FALLBACKS=force``) the package's own, even where a real one exists."""
+    from beam_tracking_ros.ros.fallback import fallbacks_forced
+
+    if fallbacks_forced():
+        return [sys.executable, "-m", "beam_tracking_ros.ros.fallback.ros2cli"]
+    exe = shutil.which("ros2")
+    assert exe, "no ros2 command on PATH: the bootstrap installs one (`make bootstrap`, then `source env.sh`)"
+    return [exe]
 
 
 def run_python(code: str, timeout: float = 60.0, **kwargs) -> subprocess.CompletedProcess:

@@ -7,7 +7,6 @@ fallback installed by the bootstrap), so the same test checks both.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -15,7 +14,7 @@ import sys
 import time
 
 import pytest
-from ros_testing import REPO, requires_ros, run_python
+from ros_testing import REPO, requires_ros, ros2_command, run_python
 
 pytestmark = requires_ros
 
@@ -37,10 +36,8 @@ print(len(got), len(got[0].horizon) if got else -1)
 """
 
 
-def _ros2() -> str:
-    exe = shutil.which("ros2")
-    assert exe, "no ros2 command: the bootstrap installs one"
-    return exe
+def _ros2() -> list[str]:
+    return ros2_command()
 
 
 def _free_port() -> int:
@@ -52,7 +49,7 @@ def _free_port() -> int:
 @pytest.mark.skipif(MODEL is None, reason="no shipped model")
 def test_launch_runs_simulator_and_tracker_that_talk_and_one_ctrl_c_ends_all() -> None:
     launch = subprocess.Popen(
-        [_ros2(), "launch", "beam_tracking_ros", "carla_bridge.launch.py", "simulator:=builtin", "seed:=3",
+        [*_ros2(), "launch", "beam_tracking_ros", "carla_bridge.launch.py", "simulator:=builtin", "seed:=3",
          f"model:={MODEL}", "weather:=night"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, env=os.environ.copy())
     try:
@@ -77,7 +74,7 @@ def test_simulator_carla_without_server_fails_fast_and_clearly() -> None:
     port = _free_port()
     t0 = time.time()
     res = subprocess.run(
-        [_ros2(), "launch", "beam_tracking_ros", "carla_bridge.launch.py", "simulator:=carla", "host:=127.0.0.1",
+        [*_ros2(), "launch", "beam_tracking_ros", "carla_bridge.launch.py", "simulator:=carla", "host:=127.0.0.1",
          f"port:={port}", "timeout:=1.0", "tracker:=false"],
         capture_output=True, text=True, timeout=60)
     # non-zero under either launcher: the launch file probes before starting the bridge (the real launch ends
@@ -91,7 +88,7 @@ def test_simulator_carla_without_server_fails_fast_and_clearly() -> None:
 def test_simulator_auto_falls_back_to_builtin_with_one_clear_line() -> None:
     port = _free_port()
     launch = subprocess.Popen(
-        [_ros2(), "launch", "beam_tracking_ros", "carla_bridge.launch.py", "host:=127.0.0.1", f"port:={port}",
+        [*_ros2(), "launch", "beam_tracking_ros", "carla_bridge.launch.py", "host:=127.0.0.1", f"port:={port}",
          "probe_timeout:=0.5", "tracker:=false"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
@@ -108,14 +105,14 @@ def test_simulator_auto_falls_back_to_builtin_with_one_clear_line() -> None:
 
 
 def test_unknown_launch_argument_is_rejected() -> None:
-    res = subprocess.run([_ros2(), "launch", "beam_tracking_ros", "carla_bridge.launch.py", "simulator:=warp"],
+    res = subprocess.run([*_ros2(), "launch", "beam_tracking_ros", "carla_bridge.launch.py", "simulator:=warp"],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode != 0
     assert "simulator" in res.stdout + res.stderr
 
 
 def test_ros2_run_lists_executables_when_unknown() -> None:
-    res = subprocess.run([_ros2(), "run", "beam_tracking_ros", "no_such_node"], capture_output=True, text=True,
+    res = subprocess.run([*_ros2(), "run", "beam_tracking_ros", "no_such_node"], capture_output=True, text=True,
                          timeout=60)
     assert res.returncode != 0
     for exe in ("simulator", "beam_tracker", "live_eval", "carla_bridge"):

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ros_testing import REPO, claim_domain, requires_ros
+from ros_testing import REPO, claim_domain, requires_ros, ros2_command
 
 TOPIC_TYPES = {
     "/carla/rsu/camera/image": "sensor_msgs/msg/Image",
@@ -222,18 +222,15 @@ def test_header_stamp_is_read_from_the_cdr_bytes() -> None:
 @requires_ros
 def test_record_launch_records_n_episodes_and_ends(tmp_path: Path) -> None:
     """record.launch.py: the simulator's exit after its episodes ends the launch and the bag is finalized."""
-    import shutil
-
     from beam_tracking_ros.data.bag import read_bag
     from beam_tracking_ros.io.convert import beam_observation_from_msg
 
-    ros2 = shutil.which("ros2")
-    assert ros2, "ros2 (real or the package's fallback from `make bootstrap`) is not on PATH"
+    ros2 = ros2_command()
     bag = tmp_path / "bag"
     # own DDS domain: the module's simulator must not be recorded too
     domain, _lock = claim_domain()  # held until the test returns
     env = {**os.environ, "ROS_DOMAIN_ID": str(domain)}
-    res = subprocess.run([ros2, "launch", str(REPO / "launch" / "record.launch.py"), f"bag:={bag}", "episodes:=3",
+    res = subprocess.run([*ros2, "launch", str(REPO / "launch" / "record.launch.py"), f"bag:={bag}", "episodes:=3",
                           "episode_frames:=30", "realtime_factor:=2", "seed:=7", "lanes:=3", "start_delay:=1.0"],
                          capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
     out = res.stdout + res.stderr
