@@ -4,12 +4,13 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap demo test test-fast lint bench clean models
+.PHONY: help bootstrap demo test test-fast test-fallbacks lint bench clean models
 
 help:
 	@echo "make demo       the main job: built-in simulator -> beam tracker (shipped student), live accuracy/latency"
 	@echo "make test       all tests (installs what it needs first)"
 	@echo "make test-fast  tests without the ones marked slow"
+	@echo "make test-fallbacks  all tests with the package's own fallbacks forced (on a ROS 2 machine: the other path)"
 	@echo "make lint       ruff"
 	@echo "make bootstrap  only the set-up: .venv, ROS 2 wheels, colcon build, env.sh tools"
 	@echo "make models     retrain the shipped models from scratch (datasets included) into models/"
@@ -27,6 +28,11 @@ test: bootstrap
 
 test-fast: bootstrap
 	@source ./env.sh && pytest -m "not slow" $(PYTEST_ARGS)
+
+# The suite against the package's own fallbacks even where the upstream ROS packages are importable; the
+# session's summary lists which implementation each test used (all "fallback" here), -rs each skip's reason.
+test-fallbacks: bootstrap
+	@source ./env.sh && BEAM_TRACKING_ROS_FALLBACKS=force pytest -rs $(PYTEST_ARGS)
 
 lint: bootstrap
 	@source ./env.sh && ruff check .
