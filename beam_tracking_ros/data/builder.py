@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from ..modalities import SENSORS
+from ..modalities import SENSORS, SOURCES
+from .beam_history import SweepRecord, SweepSimulator
 from .preprocess import BeamFeatureTracks, PreprocessConfig, PreprocessError, preprocess_frame
 from .store import SPLITS, DatasetWriter
 from .window import ContinuityPolicy, ObservationWindow
@@ -99,6 +100,26 @@ def _stamp_of(frame: Any) -> float:
     return float(frame["stamp"] if isinstance(frame, Mapping) else frame.stamp)
 
 
+def _radio_of(frame: Any) -> Any:
+    return frame.get("radio") if isinstance(frame, Mapping) else getattr(frame, "radio", None)
+
+
+class _FrameWithRadio:
+    """A frame plus the previous frame's sweep, without copying the frame (its arrays stay shared)."""
+
+    def __init__(self, frame: Any, radio: SweepRecord) -> None:
+        self._frame, self.radio = frame, radio
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._frame, name)
+
+
+def _with_radio(frame: Any, radio: SweepRecord) -> Any:
+    if isinstance(frame, Mapping):
+        return {**frame, "radio": radio}
+    return _FrameWithRadio(frame, radio)
+
+
 class EpisodeWindower:
     """Turns one episode's frames into samples (a generator), using the live node's window.
 
@@ -117,14 +138,17 @@ class EpisodeWindower:
             raise ValueError(f"P must be >= 1, got {P}")
         if int(H) < 0:
             raise ValueError(f"H must be >= 0, got {H}")
-        bad = [m for m in modalities if m not in SENSOR_MODALITIES]
+        bad = [m for m in modalities if m not in SOURCES]
         if bad or not modalities:
             raise ValueError(f"modalities: unknown or empty {list(modalities)}; "
-                             f"choose from {SENSOR_MODALITIES}")
+                             f"choose from {SOURCES}")
         if max_gap is not None and not max_gap > 0:
             raise ValueError(f"max_gap must be positive seconds or None, got {max_gap}")
         self.P, self.H, self.cfg = int(P), int(H), cfg
         self.modalities = tuple(modalities)
+        # 'radio': the previous frame's beam sweep (data/beam_history.py), simulated from the labels where
+        # the frames carry no measurement of their own; seeded per episode
+        self.history = "radio" in self.modalities
         # the live tracker's rule (data/window.py); the period is measured from the frames (period_s)
         self.policy = policy or ContinuityPolicy(max_gap_s=max_gap)
         self.max_gap = self.policy.max_gap_s
@@ -158,8 +182,11 @@ class EpisodeWindower:
         run = 0  # frames in the current run
         index = -1
 
+        sweeps = SweepSimulator(seed=int(episode)) if self.history else None
+        last_sweep: SweepRecord | None = None  # the sweep of the previous frame of this run
+
         def restart() -> bool:
-            nonlocal run, prev
+            nonlocal run, prev, last_sweep
             broke = bool(run or pending)
             if broke:
                 self.stats.resets += 1
@@ -167,6 +194,9 @@ class EpisodeWindower:
             prev = None
             pending.clear()
             self.beam_tracks.reset()
+            last_sweep = None
+            if sweeps is not None:
+                sweeps.reset()
             return broke
 
         prev: float | None = None  # stamp of the previous frame of this run (for the measured period)
@@ -185,6 +215,8 @@ class EpisodeWindower:
                 if restart():
                     yield ("break",)
                 continue
+            if sweeps is not None and _radio_of(frame) is None:
+                frame = _with_radio(frame, last_sweep or SweepRecord.empty())
             try:
                 feats = self.features(frame)
             except PreprocessError as exc:
@@ -194,6 +226,8 @@ class EpisodeWindower:
                 if restart():
                     yield ("break",)
                 continue
+            if sweeps is not None:
+                last_sweep = sweeps.measure(np.asarray(label.powers_dbm), stamp)
             index += 1
             run += 1
             if prev is not None:

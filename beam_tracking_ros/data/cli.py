@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..modalities import SENSORS
+from ..modalities import SENSORS, SOURCES
 
-MODALITIES = SENSORS  # the vocabulary: modalities.py
+MODALITIES = SOURCES  # the vocabulary: modalities.py (radio: the beam history, simulated from the labels)
 
 
 def _modalities(text: str) -> tuple[str, ...]:
@@ -192,9 +192,9 @@ def _build(args: argparse.Namespace) -> int:
         topics = {}
         for item in a.topic:
             key, sep, topic = item.partition("=")
-            if not sep or key not in (*MODALITIES, "beam", "rsu_gnss"):
+            if not sep or key not in (*SENSORS, "beam", "rsu_gnss"):
                 raise ValueError(f"--topic {item!r}: expected MODALITY=TOPIC with MODALITY in "
-                                 f"{(*MODALITIES, 'beam', 'rsu_gnss')}")
+                                 f"{(*SENSORS, 'beam', 'rsu_gnss')}")
             topics[key] = topic
         from .generate import bag_site_overrides
 

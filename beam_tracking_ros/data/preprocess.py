@@ -37,7 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from ..modalities import SENSOR_INPUTS, SENSORS, WINDOW_INPUTS
+from ..modalities import SENSOR_INPUTS, SOURCES, WINDOW_INPUTS
+from .beam_history import SweepRecord, beam_history_feature
 from .errors import PreprocessError
 
 __all__ = [
@@ -117,6 +118,9 @@ class PreprocessConfig:
     # simulator, the CARLA bridge, carla-ros-bridge): north is -y of the package's world frame; "enu" for
     # fixes of the real world (DeepSense, a real RSU): east, north, up. See :data:`GNSS_FRAMES`.
     gnss_frame: str = "carla"
+    # measurements fed back (data/beam_history.py): the codebook size of ``beam_history``; 0 = the site's
+    # (geometry_lanes), the only one a built-in scene has
+    history_beams: int = 0
     # failure policy
     allow_empty: bool = False  # an empty radar/LiDAR cloud yields zero arrays instead of an error
 
@@ -140,6 +144,8 @@ class PreprocessConfig:
             bad("radar_sampling", f"expected one of {RADAR_SAMPLING}, got {self.radar_sampling!r}")
         if not self.radar_min_speed >= 0:
             bad("radar_min_speed", f"must be >= 0, got {self.radar_min_speed}")
+        if int(self.history_beams) < 0:
+            bad("history_beams", f"must be >= 0 (0: the site's codebook), got {self.history_beams}")
         for name in ("radar_points", "radar_range_bins", "radar_angle_bins", "lidar_feature_bins"):
             if int(getattr(self, name)) < 1:
                 bad(name, f"must be >= 1, got {getattr(self, name)}")
@@ -160,6 +166,13 @@ class PreprocessConfig:
         nx = math.ceil((self.bev_x_range[1] - self.bev_x_range[0]) / self.bev_resolution - 1e-9)
         ny = math.ceil((self.bev_y_range[1] - self.bev_y_range[0]) / self.bev_resolution - 1e-9)
         return nx, ny
+
+    @property
+    def num_history_beams(self) -> int:
+        """The codebook size of ``beam_history``: ``history_beams``, else the site's (0 without either)."""
+        if self.history_beams:
+            return int(self.history_beams)
+        return _geometry_baseline(self).n_beams if self.geometry_lanes is not None else 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -195,6 +208,7 @@ def output_shapes(cfg: PreprocessConfig) -> dict[str, tuple[int, ...]]:
         "lidar_feat": (cfg.lidar_feature_bins,),
         "gps": (3,),
         **dict.fromkeys(("radar_beams", "lidar_beams", "gps_beams"), beams),
+        "beam_history": (2, cfg.num_history_beams),
     }
 
 
@@ -808,7 +822,8 @@ def preprocess_frame(
 ) -> dict[str, np.ndarray] | tuple[dict[str, np.ndarray], dict[str, int]]:
     """Preprocess one synchronized frame (a ``SensorFrame`` or a mapping with the same field names).
 
-    ``modalities`` picks among 'camera', 'radar', 'lidar', 'gnss' (default: those present in the frame);
+    ``modalities`` picks among 'camera', 'radar', 'lidar', 'gnss' and 'radio' (the previous frame's beam
+    sweep, a :class:`~.beam_history.SweepRecord`; default: those present in the frame);
     a requested modality that is missing raises :class:`PreprocessError`. With ``return_stats`` also
     returns how many NaN/inf points were dropped per cloud (``{'radar_dropped': n, 'lidar_dropped': m}``).
     ``beam_tracks``: the stream's :class:`BeamFeatureTracks` for the beam-space features (None: stateless),
@@ -823,7 +838,7 @@ def preprocess_frame(
     def beams_wanted(key: str) -> bool:
         return cfg.geometry_lanes is not None and (outputs is None or key in outputs)
 
-    present = tuple(m for m in SENSORS if _get(frame, m) is not None)
+    present = tuple(m for m in SOURCES if _get(frame, m) is not None)
     wanted = present if modalities is None else tuple(modalities)
     out: dict[str, np.ndarray] = {}
     stats: dict[str, int] = {}
@@ -845,6 +860,16 @@ def preprocess_frame(
             out["lidar_feat"], _ = lidar_range_profile(raw, cfg, lidar_background)
             if beams_wanted("lidar_beams"):
                 out["lidar_beams"] = lidar_beam_features(raw, cfg, beam_tracks, stamp)
+        elif m == "radio":
+            if not isinstance(raw, SweepRecord):
+                raise PreprocessError(m, f"expected a SweepRecord, got {type(raw).__name__}")
+            n = cfg.num_history_beams
+            if n < 1:
+                raise ValueError("PreprocessConfig.history_beams: needed for beam_history (no site codebook)")
+            try:
+                out["beam_history"] = beam_history_feature(raw, n)
+            except ValueError as exc:
+                raise PreprocessError(m, str(exc)) from exc
         else:
             out["gps"] = preprocess_gps(raw, cfg)
             if beams_wanted("gps_beams"):
