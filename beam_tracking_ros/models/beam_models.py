@@ -70,6 +70,32 @@ def _newest_beams(batch: Mapping[str, Tensor], key: str, horizon: int, num_beams
     return beams
 
 
+def _newest_history(history: Tensor, num_beams: int) -> Tensor:
+    """The newest frame of ``beam_history`` ``(B, 2, C)``, checked against the model's codebook."""
+    newest = history[:, -1]
+    if newest.dim() != 3 or newest.shape[1] != 2 or newest.shape[2] != num_beams:
+        raise ValueError(f"batch['beam_history']: newest frame {tuple(newest.shape[1:])}, model predicts "
+                         f"{num_beams} beams (expected (2, {num_beams}))")
+    return newest
+
+
+class _HistorySkip(nn.Module):
+    """The beam history (``beam_history``: the previous frame's sweep, data/beam_history.py) added to the
+    logits: per horizon step a learned weight on the measured relative power (row 0, -4 where not
+    measured) and one on the mask (row 1). Zero at the start: the model first predicts as without it and
+    learns how far last frame's measurements carry, step by step -- a beam measured strong 100 ms ago is
+    likely strong now, less so three steps ahead."""
+
+    def __init__(self, steps: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(2, steps))
+
+    def forward(self, logits: Tensor, history: Tensor) -> Tensor:
+        newest = _newest_history(history, logits.shape[2])
+        return (logits + self.weight[0][None, :, None] * newest[:, None, 0]
+                + self.weight[1][None, :, None] * newest[:, None, 1])
+
+
 def _make_encoder(m: str, d: int, width: int, separable: bool, cfg: Mapping[str, int]) -> nn.Module:
     if m in IMAGE_CHANNELS:
         return ConvEncoder(IMAGE_CHANNELS[m], width=width, depth=3, out_dim=d, separable=separable,
@@ -82,6 +108,8 @@ def _make_encoder(m: str, d: int, width: int, separable: bool, cfg: Mapping[str,
         return VectorEncoder(cfg["beam_steps"] * cfg["num_beams"], width=4 * width, out_dim=d, flatten=True)
     if m == "gps":
         return GPSEncoder(3, width=2 * width, out_dim=d)
+    if m == "beam_history":
+        return VectorEncoder(2 * cfg["num_beams"], width=4 * width, out_dim=d, flatten=True)
     raise ValueError(f"modalities: unknown modality {m!r}; choose from {KNOWN_MODALITIES}")
 
 
@@ -172,6 +200,7 @@ class MultimodalTeacher(nn.Module):
         self.skip_key = next((k for k in BEAM_FEATURES if k in self.modalities), None)
         self.head = _Heads(d_model, horizon + 1, num_beams, residual=self.skip_key is not None)
         self.beam_skip = nn.Parameter(torch.full((horizon + 1,), 10.0)) if self.skip_key else None
+        self.history_skip = _HistorySkip(horizon + 1) if "beam_history" in self.modalities else None
         self.mid_dim = n_mod * d_model
         self.end_dim = d_model
 
@@ -195,6 +224,8 @@ class MultimodalTeacher(nn.Module):
         if self.beam_skip is not None:
             beams = _newest_beams(batch, self.skip_key, self.horizon, self.num_beams)
             logits = logits + self.beam_skip[None, :, None] * beams
+        if self.history_skip is not None:
+            logits = self.history_skip(logits, batch["beam_history"])
         return {"logits": logits, "mid": mid, "end": end}
 
 
@@ -211,6 +242,9 @@ class RadarMLPStudent(nn.Module):
     holds nearly all of the MLP's weights (frames x points x features x hidden), so this is what sizes a
     student to CRKD's 10 % of its teacher: each detection carries its radial velocity, so one frame
     already tells where the vehicles are and how fast they approach.
+    ``history=True`` also reads ``beam_history`` (the RSU's measurements of the previous frame's sweep,
+    issue 16): its newest frame joins the MLP's input and reaches the logits through a learned skip. Not
+    a sensor, so the student stays radar-only in what it *sees*; its card lists the input.
     """
 
     def __init__(
@@ -226,6 +260,7 @@ class RadarMLPStudent(nn.Module):
         dropout: float = 0.0,
         beam_features: bool = False,
         frames: int | None = None,
+        history: bool = False,
     ) -> None:
         super().__init__()
         if not 0.0 <= dropout < 1.0:
@@ -237,16 +272,20 @@ class RadarMLPStudent(nn.Module):
         if num_layers < 1 or not 1 <= mid_layer <= num_layers:
             got = f"{mid_layer}/{num_layers}"
             raise ValueError(f"num_layers/mid_layer: need 1 <= mid_layer <= num_layers, got {got}")
-        self.modalities = ("radar_points", "radar_beams") if self.beam_features else ("radar_points",)
+        self.history = bool(history)
+        self.modalities = (("radar_points", "radar_beams") if self.beam_features else ("radar_points",)) + (
+            ("beam_history",) if self.history else ())
         self.num_beams, self.horizon, self.window = num_beams, horizon, window
         self.in_dim = self.frames * num_points * point_features
         self.beam_dim = (horizon + 1) * num_beams if self.beam_features else 0
-        dims = [self.in_dim + self.beam_dim] + [hidden] * num_layers
+        self.history_dim = 2 * num_beams if self.history else 0
+        dims = [self.in_dim + self.beam_dim + self.history_dim] + [hidden] * num_layers
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
         self.mid_layer = mid_layer
         self.drop = nn.Dropout(dropout)
         self.head = _Heads(hidden, horizon + 1, num_beams, residual=self.beam_features)
         self.beam_skip = nn.Parameter(torch.full((horizon + 1,), 10.0)) if self.beam_features else None
+        self.history_skip = _HistorySkip(horizon + 1) if self.history else None
         self.mid_dim = self.end_dim = hidden
 
     def forward(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -259,6 +298,8 @@ class RadarMLPStudent(nn.Module):
         if self.beam_features:
             beams = _newest_beams(batch, "radar_beams", self.horizon, self.num_beams)
             x = torch.cat([x, beams.flatten(1)], dim=1)
+        if self.history:
+            x = torch.cat([x, _newest_history(batch["beam_history"], self.num_beams).flatten(1)], dim=1)
         mid = x
         for i, layer in enumerate(self.layers, start=1):
             x = torch.relu(layer(x))
@@ -269,6 +310,8 @@ class RadarMLPStudent(nn.Module):
         logits = self.head(x)
         if beams is not None:
             logits = logits + self.beam_skip[None, :, None] * beams
+        if self.history_skip is not None:
+            logits = self.history_skip(logits, batch["beam_history"])
         return {"logits": logits, "mid": mid, "end": x}
 
 
