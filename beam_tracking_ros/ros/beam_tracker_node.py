@@ -45,9 +45,10 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image, NavSatFix, PointCloud2
 from visualization_msgs.msg import Marker, MarkerArray
 
-from beam_tracking_ros.msg import BeamHorizonStep, BeamPrediction
+from beam_tracking_ros.msg import BeamHorizonStep, BeamMeasurement, BeamPrediction
 
-from ..data.preprocess import SITE_TOLERANCE_M, PreprocessError, site_offset_m
+from ..data.beam_history import MeasurementCache, SweepRecord
+from ..data.preprocess import SITE_TOLERANCE_M, PreprocessConfig, PreprocessError, site_offset_m
 from ..data.window import ContinuityPolicy
 from ..io import convert
 from ..io.topics import Topics
@@ -55,7 +56,7 @@ from ..resources import find_model_dir
 from ..tracking import BeamTracker, HorizonPrediction
 from .compat import make_synchronizer
 from .params import declare
-from .qos import prediction_qos, qos_by_name
+from .qos import prediction_qos, qos_by_name, reliable_qos
 from .spin import ConfigurationError, run_node
 
 SENSOR_MSG = {"camera": Image, "radar": PointCloud2, "lidar": PointCloud2, "gnss": NavSatFix}
@@ -106,6 +107,9 @@ class BeamTrackerNode(Node):
             "radar": declare(self, "radar_topic", topics.radar, "Radar sensor_msgs/PointCloud2 topic ('' = none)."),
             "lidar": declare(self, "lidar_topic", topics.lidar, "LiDAR sensor_msgs/PointCloud2 topic ('' = none)."),
             "gnss": declare(self, "gnss_topic", topics.gnss, "Target GNSS sensor_msgs/NavSatFix topic ('' = none)."),
+            "radio": declare(self, "measurement_topic", topics.beam_measurement,
+                             "BeamMeasurement answers to the beam manager's sweeps: the beam_history input of "
+                             "models that read it (the previous frame's sweep; '' = none)."),
         }
         rsu_gnss_topic = declare(self, "rsu_gnss_topic", topics.rsu_gnss,
                                 "The RSU's own NavSatFix, checked against the model's GPS reference ('' = no check).")
@@ -211,7 +215,8 @@ class BeamTrackerNode(Node):
             raise ConfigurationError(
                 f"model {card.get('name')!r} needs {list(self.tracker.modalities)} but no topic is configured for "
                 f"{missing} (set {', '.join(m + '_topic' for m in missing)})")
-        self.sensors = self.tracker.sensors
+        # the radio (beam_history) is not synchronized: its answers come after their frame's prediction
+        self.sensors = tuple(s for s in self.tracker.sensors if s != "radio")
         self.topic_of = {s: topic_of[s] for s in self.sensors}
         self.codebook_id = str((card.get("codebook") or {}).get("id") or "")
         self.n_beams = int(card.get("num_beams", 0))
@@ -227,6 +232,13 @@ class BeamTrackerNode(Node):
         self.last_seen = {s: None for s in self.sensors}
         for s, sub in zip(self.sensors, self.subs):
             sub.registerCallback(self._seen, s)
+
+        self.history: MeasurementCache | None = None
+        if "radio" in self.tracker.sensors:
+            n_hist = PreprocessConfig.from_dict(card.get("preprocess") or {}).num_history_beams or self.n_beams
+            # the previous frame's sweep, and no older: 1.5 periods covers a late frame, not a skipped one
+            self.history = MeasurementCache(n_hist, 1.5 * self.step_s, self.codebook_id)
+            self.create_subscription(BeamMeasurement, topic_of["radio"], self.on_measurement, reliable_qos(20))
 
         self.gps_reference = tuple((card.get("preprocess") or {}).get("gps_reference") or (0.0, 0.0, 0.0))
         self.rsu_offset_m: float | None = None
@@ -268,7 +280,19 @@ class BeamTrackerNode(Node):
             return self.get_clock().now().nanoseconds / 1e9
         return time.monotonic()
 
+    def on_measurement(self, msg: Any) -> None:
+        """A BeamMeasurement: kept for the next frame's beam_history. Never raises (counted instead)."""
+        try:
+            sweep = SweepRecord(np.asarray(msg.beams, dtype=np.int64), np.asarray(msg.power_dbm, dtype=np.float32),
+                                convert.stamp_to_sec(msg.header.stamp))
+            self.history.add(sweep, str(msg.codebook_id))
+        except (ValueError, TypeError, AttributeError) as exc:
+            self.history.counts["malformed"] += 1
+            self.get_logger().warning(f"beam measurement ignored: {exc}", throttle_duration_sec=5.0)
+
     def _on_clock_jump(self, stamp_ns: int) -> None:
+        if self.history is not None:
+            self.history.clear()
         self.tracker.reset()
         self.get_logger().warning(f"clock jumped backwards (to {stamp_ns / 1e9:.3f} s): window reset")
 
@@ -299,6 +323,8 @@ class BeamTrackerNode(Node):
                 self._malformed(sensor, exc)
                 return
         stamp = max(convert.stamp_to_sec(m.header.stamp) for m in msgs)
+        if self.history is not None:
+            raw["radio"] = self.history.sweep_before(stamp)
         try:
             pred = self.tracker.push(stamp, raw)
         except PreprocessError as exc:
@@ -457,6 +483,8 @@ class BeamTrackerNode(Node):
             "time_source": "sim" if self.sim_time else "wall",
             "rsu_offset_m": "" if self.rsu_offset_m is None else round(self.rsu_offset_m, 1),
         }
+        if self.history is not None:  # the beam history: how many frames had their previous sweep
+            values["beam_history"] = ",".join(f"{k}:{v}" for k, v in sorted(self.history.counts.items()))
         for m in self.tracker.modalities:
             values[f"malformed.{m}"] = self.malformed.get(m, 0)
         values.update({f"sync.{k}": v for k, v in self.monitor.stats().as_dict().items()})
