@@ -26,10 +26,12 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .data.beam_history import SweepRecord
 
 __all__ = [
     "BeamManager",
@@ -252,11 +254,14 @@ class BeamManager:
         return Serving(self.serving_beam, float("nan"), failed, 0)
 
 
-def run_episode(probs: np.ndarray, powers_dbm: np.ndarray, policy: SweepPolicy, stamps: np.ndarray | None = None,
+def run_episode(probs: np.ndarray | Callable[[int, list[SweepRecord]], np.ndarray], powers_dbm: np.ndarray,
+                policy: SweepPolicy, stamps: np.ndarray | None = None,
                 period_s: float = 0.1) -> dict[str, np.ndarray | Counter]:
     """The manager over one episode's frames, measurements taken from ``powers_dbm`` (T, B).
 
-    probs: (T, B) the prediction for each frame (NaN rows: no prediction that frame). Returns per frame
+    probs: (T, B) the prediction for each frame (NaN rows: no prediction that frame), or -- for a model
+    that reads the beam history -- ``probs(t, sweeps)``, called each frame with the sweeps this manager
+    made in frames 0 .. t-1 (a closed loop: the model sees what its own candidates measured). Returns per frame
     the beams measured, the served beam, its realized power loss against the best beam of the frame, the
     time of the decision (prediction in -> sweep request out, ms), and the manager's counts. Used by the
     benchmark; the node runs the same manager over ROS.
@@ -267,18 +272,24 @@ def run_episode(probs: np.ndarray, powers_dbm: np.ndarray, policy: SweepPolicy, 
     measured = np.zeros(t_n, dtype=np.int64)
     served = np.full(t_n, -1, dtype=np.int64)
     decision_ms = np.zeros(t_n)
+    sweeps: list[SweepRecord] = []
     for t in range(t_n):
+        p_t = probs(t, sweeps) if callable(probs) else probs[t]
         t0 = time.perf_counter()
-        if np.all(np.isfinite(probs[t])):
-            mgr.on_prediction(stamps[t], probs[t])
+        if np.all(np.isfinite(p_t)):
+            mgr.on_prediction(stamps[t], p_t)
         req = mgr.request(stamps[t])
         decision_ms[t] = (time.perf_counter() - t0) * 1e3
         got = mgr.on_measurement(req.seq, req.beams, powers_dbm[t, req.beams])
         n = req.beams.size
+        swept = [req.beams]
         if got is not None and got.failed:
             rec = mgr.recovery_request()
             got = mgr.on_measurement(rec.seq, rec.beams, powers_dbm[t, rec.beams])
             n += rec.beams.size
+            swept.append(rec.beams)
+        beams = np.unique(np.concatenate(swept)).astype(np.int64)
+        sweeps.append(SweepRecord(beams, powers_dbm[t, beams].astype(np.float32), float(stamps[t])))
         measured[t] = n
         served[t] = -1 if got is None else got.beam
     best = powers_dbm.max(axis=1)

@@ -19,7 +19,9 @@ measurement noise), so the exhaustive sweep is the optimum by definition (0 dB).
 * p99 ms: the manager's decision time (prediction in -> sweep request out), 99th percentile.
 
 Predictions are each model's current-step output for the frame (the tracker predicts t..t+H from the
-window ending at t; the sweep of frame t uses step 0).
+window ending at t; the sweep of frame t uses step 0). A model that reads the beam history
+(``beam_history``, issue 16) runs in a closed loop: each frame's input holds what *this manager* measured
+in the frames before (its own candidates' powers), not the dataset's simulated sweeps -- as live.
 """
 
 from __future__ import annotations
@@ -62,20 +64,54 @@ def model_probabilities(model_dir: Path, reader: Any, split: str) -> np.ndarray:
     return scores_to_probabilities(np.concatenate(out))
 
 
+def history_predictors(model_dir: Path, reader: Any, split: str, episodes: list[np.ndarray]) -> list[Any] | None:
+    """For a model reading ``beam_history``: per episode a ``probs(t, sweeps)`` for ``run_episode`` that
+    rebuilds the window's history from the manager's own sweeps (None for any other model)."""
+    import torch
+
+    from beam_tracking_ros.beam_management import scores_to_probabilities
+    from beam_tracking_ros.data.beam_history import beam_history_feature
+    from beam_tracking_ros.train.trainer import load_run, model_outputs
+
+    model, card = load_run(model_dir)
+    mods = list(card["model"]["modalities"])
+    if "beam_history" not in mods:
+        return None
+    cols = {m: reader.column(split, m) for m in mods}
+
+    def for_episode(rows: np.ndarray) -> Any:
+        def probs(t: int, sweeps: list[Any]) -> np.ndarray:
+            batch = {m: torch.as_tensor(np.asarray(cols[m][rows[t]:rows[t] + 1], dtype=np.float32)) for m in mods}
+            hist = batch["beam_history"]
+            window, n_beams = hist.shape[1], hist.shape[-1]
+            for j in range(window):  # window frame j is frame t - (P - 1) + j: its history is the sweep before it
+                src = t - window + j
+                if 0 <= src < len(sweeps):  # earlier frames were not managed here: the stored sweep stays
+                    hist[0, j] = torch.from_numpy(beam_history_feature(sweeps[src], n_beams))
+            with torch.no_grad():
+                logits = model_outputs(model(batch))["logits"][0, 0].float().numpy()
+            return scores_to_probabilities(logits)
+
+        return probs
+
+    return [for_episode(rows) for rows in episodes]
+
+
 def episodes_of(reader: Any, split: str) -> list[np.ndarray]:
     """Row indices of each episode of the split, in frame order."""
     ep, st = reader.column(split, "episode"), reader.column(split, "stamp")
     return [rows[np.argsort(st[rows])] for rows in (np.flatnonzero(ep == e) for e in np.unique(ep))]
 
 
-def evaluate(probs: np.ndarray, powers: np.ndarray, stamps: np.ndarray, episodes: list[np.ndarray],
+def evaluate(probs: np.ndarray | list[Any], powers: np.ndarray, stamps: np.ndarray, episodes: list[np.ndarray],
              policy: Any) -> dict[str, float]:
-    """The manager over every episode with one rule; the figures of the module docstring."""
+    """The manager over every episode with one rule; the figures of the module docstring. ``probs``: (N, B)
+    predictions, or one closed-loop ``probs(t, sweeps)`` per episode (:func:`history_predictors`)."""
     from beam_tracking_ros.beam_management import run_episode
 
     measured, loss, decision, fallbacks, frames = [], [], [], 0, 0
-    for rows in episodes:
-        res = run_episode(probs[rows], powers[rows], policy, stamps[rows])
+    for e, rows in enumerate(episodes):
+        res = run_episode(probs[e] if isinstance(probs, list) else probs[rows], powers[rows], policy, stamps[rows])
         measured.append(res["measured"])
         loss.append(res["loss_db"])
         decision.append(res["decision_ms"])
@@ -101,9 +137,10 @@ def run(dataset: Path, models: dict[str, Path], split: str, geometry: bool, ks: 
     powers = np.asarray(reader.column(split, "powers_dbm")[:, 0], dtype=np.float64)
     stamps = np.asarray(reader.column(split, "stamp"), dtype=np.float64)
     episodes = episodes_of(reader, split)
-    predictors: dict[str, np.ndarray] = {}
+    predictors: dict[str, np.ndarray | list[Any]] = {}
     for name, d in models.items():
-        predictors[name] = model_probabilities(d, reader, split)
+        loop = history_predictors(d, reader, split, episodes)
+        predictors[name] = loop if loop is not None else model_probabilities(d, reader, split)
     if geometry:
         geo = geometry_scores(reader, split)
         if geo is not None:
