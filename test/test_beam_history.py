@@ -67,11 +67,11 @@ def test_cache_gives_the_previous_frame_and_counts_what_it_cannot_use() -> None:
     cache.add(SweepRecord(np.array([4, 20]), np.array([np.nan, -1.0], np.float32), 1.1))
     got = cache.sweep_before(1.1)  # the frame's own sweep (1.1) is not yet known to its prediction
     assert sorted(got.beams.tolist()) == [1, 2, 5]
-    assert cache.sweep_before(1.2).beams.size == 0  # 1.1 measured only NaN / out-of-range beams
+    assert cache.sweep_before(1.2).beams.size == 0  # 1.1 measured only NaN / out-of-range beams: not kept
     assert cache.sweep_before(1.5).beams.size == 0  # too old
     c = cache.counts
     assert (c["other_codebook"], c["nonfinite_powers"], c["beams_out_of_range"]) == (1, 1, 1)
-    assert c["frames_without_history"] == 1 and c["frames_with_history"] == 2
+    assert c["frames_without_history"] == 2 and c["frames_with_history"] == 1 and c["unusable"] == 1
     for k in range(10):
         cache.add(SweepRecord(np.array([0]), np.array([-1.0], np.float32), 2.0 + k))
     assert len(cache._frames) == 4  # bounded

@@ -169,6 +169,9 @@ class MeasurementCache:
         self.counts["beams_out_of_range"] += int((~ok).sum())
         self.counts["nonfinite_powers"] += int((ok & ~finite).sum())
         keep = ok & finite
+        if not keep.any():  # nothing measured that a frame could use: as if no answer came
+            self.counts["unusable"] += 1
+            return False
         key = round(sweep.stamp * 1e9)
         self._frames.setdefault(key, []).append(SweepRecord(beams[keep], power[keep], float(sweep.stamp)))
         self._frames.move_to_end(key)
