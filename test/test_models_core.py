@@ -203,3 +203,24 @@ def test_radar_student_reads_its_newest_frames():
         assert torch.equal(out, small(batch)["logits"])
     with pytest.raises(ValueError, match="frames"):
         build_model("student-radar-mlp", frames=9)
+
+
+def test_teacher_fuses_every_beam_space_feature_through_its_own_skip() -> None:
+    """The first beam feature listed takes the primary skip (10), the others theirs (1): at the start the
+    logits are 10 x LiDAR + 1 x radar + 1 x GNSS geometry, and each scale is learned per horizon step."""
+    from beam_tracking_ros.models.beam_models import MultimodalTeacher
+
+    C, H, P = 12, 2, 3
+    mods = ("lidar_beams", "gps", "radar_beams", "gps_beams")
+    t = MultimodalTeacher(mods, num_beams=C, horizon=H, window=P, d_model=16, heads=2, layers=1)
+    assert t.skip_key == "lidar_beams" and t.extra_skip_keys == ("radar_beams", "gps_beams")
+    batch = {m: torch.rand(2, P, H + 1, C) - 1.0 for m in ("lidar_beams", "radar_beams", "gps_beams")}
+    batch["gps"] = torch.rand(2, P, 3)
+    out = t(batch)["logits"]
+    want = 10 * batch["lidar_beams"][:, -1] + batch["radar_beams"][:, -1] + batch["gps_beams"][:, -1]
+    assert torch.allclose(out, want, atol=1e-5)  # the heads start at zero (residual)
+    out.sum().backward()
+    assert t.extra_skip.grad is not None and t.extra_skip.grad.shape == (2, H + 1)
+    single = MultimodalTeacher(("gps_beams", "lidar_beams"), num_beams=C, horizon=H, window=P, d_model=16, heads=2,
+                               layers=1)
+    assert single.skip_key == "gps_beams"  # single-target teachers list the fix first: it is the target's

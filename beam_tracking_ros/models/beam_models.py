@@ -134,7 +134,10 @@ class MultimodalTeacher(nn.Module):
     feature is also added to every horizon step's logits with a learned scale per step (``beam_skip``,
     initialised to 10: logits in dB, the scale of the power soft targets). The network then learns the
     correction -- motion over the horizon, fading, missed or merged detections -- instead of rediscovering
-    152 array patterns from the BEV.
+    152 array patterns from the BEV. The first beam-space feature listed in ``modalities`` takes that
+    skip; further ones (``radar_beams``, ``gps_beams``: the radar's and the GNSS fix's geometry) get their
+    own scales (``extra_skip``, from 1), which is how fusion covers the frames one sensor gets wrong (the
+    LiDAR's vehicles right under the mast: there the radar and the fix still point the right way).
     """
 
     def __init__(
@@ -196,10 +199,16 @@ class MultimodalTeacher(nn.Module):
             )
             self.mha = nn.MultiheadAttention(d_model, heads, dropout=dropout, batch_first=True)
             self.norm = nn.LayerNorm(d_model)
-        # the beam-space feature added to the logits (BEAM_FEATURES' order of preference)
-        self.skip_key = next((k for k in BEAM_FEATURES if k in self.modalities), None)
+        # the beam-space features added to the logits: the first one listed in ``modalities`` starts at
+        # scale 10 (the model starts as that geometry), every further one at 1 (a tenth of it), so fusion
+        # starts from the best sensor and learns how much the others add where it fails
+        listed = [k for k in self.modalities if k in BEAM_FEATURES]
+        self.skip_key = listed[0] if listed else None
+        self.extra_skip_keys = tuple(listed[1:])
         self.head = _Heads(d_model, horizon + 1, num_beams, residual=self.skip_key is not None)
         self.beam_skip = nn.Parameter(torch.full((horizon + 1,), 10.0)) if self.skip_key else None
+        self.extra_skip = (nn.Parameter(torch.full((len(self.extra_skip_keys), horizon + 1), 1.0))
+                           if self.extra_skip_keys else None)
         self.history_skip = _HistorySkip(horizon + 1) if "beam_history" in self.modalities else None
         self.mid_dim = n_mod * d_model
         self.end_dim = d_model
@@ -224,6 +233,9 @@ class MultimodalTeacher(nn.Module):
         if self.beam_skip is not None:
             beams = _newest_beams(batch, self.skip_key, self.horizon, self.num_beams)
             logits = logits + self.beam_skip[None, :, None] * beams
+        for i, key in enumerate(self.extra_skip_keys):
+            beams = _newest_beams(batch, key, self.horizon, self.num_beams)
+            logits = logits + self.extra_skip[i][None, :, None] * beams
         if self.history_skip is not None:
             logits = self.history_skip(logits, batch["beam_history"])
         return {"logits": logits, "mid": mid, "end": end}
