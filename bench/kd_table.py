@@ -97,15 +97,16 @@ DEFAULT = Budget(episodes=50, frames=200, seeds=3, epochs=8, teacher_epochs=10, 
                  df_steps=600, df_student_steps=6000,
                  student_sizes=(("h64", 64),),
                  single_modalities=("radar", "lidar", "gps", "lidar_feat"),
-                 teacher_modalities=("lidar_beams", "lidar_bev", "radar_points", "gps"), with_camera=True,
-                 ma_epochs=6,  # Ma rows: see below
+                 teacher_modalities=("lidar_beams", "lidar_bev", "radar_points", "gps", "radar_beams", "gps_beams"),
+                 with_camera=True, ma_epochs=6,  # Ma rows: see below
                  single_target_teacher_epochs=14)  # 1400 steps: the shipped teacher_single's 1428
 # Ma rows: 6 epochs of the one-vehicle training split, ~420 steps (teacher test
 # ATop-5 0.871 vs label prior 0.735 on 2-lane, 1 seed); ~8 min per (layout, seed) group
 PAPER = Budget(episodes=50, frames=200, seeds=3, epochs=50, teacher_epochs=50, steps_per_epoch=10_000, batch_size=64,
                df_steps=500, df_student_steps=500,
                student_sizes=(), single_modalities=("radar", "gps", "lidar", "lidar_feat", "camera"),
-               teacher_modalities=("camera", "lidar_beams", "lidar_bev", "radar_points", "gps"), with_camera=True,
+               teacher_modalities=("camera", "lidar_beams", "lidar_bev", "radar_points", "gps", "radar_beams",
+                                   "gps_beams"), with_camera=True,
                size_models=("student-radar-mlp-6m", "student-radar-mlp-13m", "student-radar-mlp-34m"))
 
 
@@ -513,7 +514,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 merged.setdefault(key, {"lanes": g["lanes"], "seed": g["seed"], "runs": {}})["runs"].update(g["runs"])
         # the label-prior row needs the datasets; without them (a fresh clone) the table has every other row
         prior = prior_baseline(data_root) if all((data_root / f"{n}lane").exists() for n in LANES) else []
-        print(table(prior + list(merged.values()), saved[0]["budget"]["teacher_modalities"]))
+        # the teacher's inputs as the last file that trained a teacher row had them (later files replace rows)
+        with_teacher = [d for d in saved if any("teacher" in g["runs"] for g in d["groups"])] or saved
+        teacher_mods = with_teacher[-1]["budget"]["teacher_modalities"]
+        print(table(prior + list(merged.values()), teacher_mods))
         print()
         for p, doc in zip(a.from_json, saved):
             if "run_time_min" in doc:
@@ -527,7 +531,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parts = [part for doc in saved for part in doc.get("merged", [])]
             parts += [{"file": p.name, "budget": doc["budget"], "run_time_min": doc.get("run_time_min", math.nan)}
                       for p, doc in zip(a.from_json, saved) if "merged" not in doc]
-            a.json.write_text(json.dumps({"budget": saved[0]["budget"], "groups": list(merged.values()),
+            base = {**saved[0]["budget"], "teacher_modalities": teacher_mods}
+            a.json.write_text(json.dumps({"budget": base, "groups": list(merged.values()),
                                           "run_time_min": saved[0].get("run_time_min", math.nan), "merged": parts},
                                          indent=1, default=str))
         return 0
