@@ -70,8 +70,9 @@ def sync_backend(prefer: str = "auto") -> SimpleNamespace:
             return SimpleNamespace(name="message_filters", Subscriber=mf.Subscriber, SimpleFilter=mf.SimpleFilter,
                                    ApproximateTimeSynchronizer=mf.ApproximateTimeSynchronizer, module=mf)
         if prefer == "message_filters":
-            raise ImportError("prefer='message_filters' but message_filters is not installed "
-                              "(it ships with ROS 2; use prefer='auto' to fall back)")
+            why = ("BEAM_TRACKING_ROS_FALLBACKS=force rules it out" if fallbacks_forced()
+                   else "message_filters is not installed (it ships with ROS 2)")
+            raise ImportError(f"prefer='message_filters' but {why}; use prefer='auto' to fall back")
     record_implementation("message_filters", "fallback")
     return SimpleNamespace(name="fallback", Subscriber=_sync.Subscriber, SimpleFilter=_sync.SimpleFilter,
                            ApproximateTimeSynchronizer=_sync.ApproximateTimeSynchronizer, module=_sync)
