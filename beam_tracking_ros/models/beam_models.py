@@ -26,8 +26,8 @@ from .encoders import ConvEncoder, GPSEncoder, PointEncoder, VectorEncoder
 __all__ = ["LidarGRU", "MaStudent", "MultimodalTeacher", "RadarMLPStudent"]
 
 IMAGE_CHANNELS = {"camera": 3, "camera_motion": 1, "camera_gray": 1, "radar_maps": 2, "lidar_bev": 3}
-# beam-space features, in the order the logits' skip prefers them: the GNSS fix is the target's own
-# (single-target labels), LiDAR sees the whole road, the radar a part of it
+# beam-space features: each one a model reads is added to its logits by a learned skip; the first one a
+# config lists takes the primary skip (single-target teachers list the fix first: it is the target's own)
 BEAM_FEATURES = ("gps_beams", "lidar_beams", "radar_beams")
 KNOWN_MODALITIES = tuple(INPUT_SENSOR)  # every model input of the vocabulary (modalities.py)
 
@@ -90,8 +90,8 @@ class _HistorySkip(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(2, steps))
 
-    def forward(self, logits: Tensor, history: Tensor) -> Tensor:
-        newest = _newest_history(history, logits.shape[2])
+    def forward(self, logits: Tensor, newest: Tensor) -> Tensor:
+        """``newest``: the window's newest history frame, ``(B, 2, C)`` (:func:`_newest_history`)."""
         return (logits + self.weight[0][None, :, None] * newest[:, None, 0]
                 + self.weight[1][None, :, None] * newest[:, None, 1])
 
@@ -237,7 +237,7 @@ class MultimodalTeacher(nn.Module):
             beams = _newest_beams(batch, key, self.horizon, self.num_beams)
             logits = logits + self.extra_skip[i][None, :, None] * beams
         if self.history_skip is not None:
-            logits = self.history_skip(logits, batch["beam_history"])
+            logits = self.history_skip(logits, _newest_history(batch["beam_history"], self.num_beams))
         return {"logits": logits, "mid": mid, "end": end}
 
 
@@ -310,8 +310,9 @@ class RadarMLPStudent(nn.Module):
         if self.beam_features:
             beams = _newest_beams(batch, "radar_beams", self.horizon, self.num_beams)
             x = torch.cat([x, beams.flatten(1)], dim=1)
-        if self.history:
-            x = torch.cat([x, _newest_history(batch["beam_history"], self.num_beams).flatten(1)], dim=1)
+        history = _newest_history(batch["beam_history"], self.num_beams) if self.history else None
+        if history is not None:
+            x = torch.cat([x, history.flatten(1)], dim=1)
         mid = x
         for i, layer in enumerate(self.layers, start=1):
             x = torch.relu(layer(x))
@@ -322,8 +323,8 @@ class RadarMLPStudent(nn.Module):
         logits = self.head(x)
         if beams is not None:
             logits = logits + self.beam_skip[None, :, None] * beams
-        if self.history_skip is not None:
-            logits = self.history_skip(logits, batch["beam_history"])
+        if history is not None:
+            logits = self.history_skip(logits, history)
         return {"logits": logits, "mid": mid, "end": x}
 
 
