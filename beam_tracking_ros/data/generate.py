@@ -25,8 +25,9 @@ from .store import FORMAT_VERSION, DatasetError, DatasetReader
 LOG = logging.getLogger(__name__)
 # bump when generation changes so old caches are not reused (v3: geometry ceiling, v4: beam-space features,
 # v5: gps_beams, v6: radar_beams clustered on 1.5 x 0.75 m cells, the street's facades in
-# the beam features' site, gps_beams from a line through the last fixes, radar_beams' horizon moved by Doppler)
-GENERATOR_VERSION = 6
+# the beam features' site, gps_beams from a line through the last fixes, radar_beams' horizon moved by Doppler,
+# v7: the wide-field imaging radar of RadarConfig, whose field and mount scenario_preprocess passes on)
+GENERATOR_VERSION = 7
 
 
 def scenario(lanes: int = 2, **overrides: Any) -> Any:
@@ -68,12 +69,15 @@ def scenario_preprocess(config: Any, horizon: int = 3) -> PreprocessConfig:
       road end at 22.5 m) by +-80 m along it (the label range), 1 m cells (24 x 160). Why: the square
       80 x 80 m grid spent most cells on facades and cut the road at +-40 m, half the label range;
     * the beam-space features (``lidar_beams``/``radar_beams``) through this scenario's RSU site, ``horizon``
-      steps ahead, for the scenario's label mode.
+      steps ahead, for the scenario's label mode;
+    * the scenario's radar: its horizontal field (HPS sectors, maps) and its mount (``radar_beams``).
     """
     return PreprocessConfig(
         gps_reference=rsu_gps_reference(config), lidar_min_z=lidar_ground_cut(config),
         bev_x_range=(0.0, 24.0), bev_y_range=(-80.0, 80.0), bev_resolution=1.0,
-        geometry_lanes=int(config.lanes), geometry_label_mode=config.label_mode, geometry_horizon=int(horizon))
+        geometry_lanes=int(config.lanes), geometry_label_mode=config.label_mode, geometry_horizon=int(horizon),
+        radar_fov_deg=float(config.radar.horizontal_fov_deg), radar_pitch_deg=float(config.radar.pitch_deg),
+        radar_mount_height=float(config.radar.mount_height))
 
 
 def bag_site_overrides(site_lanes: int | None, label_mode: str = "sum_rss", horizon: int = 3,

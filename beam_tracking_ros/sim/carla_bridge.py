@@ -433,11 +433,11 @@ BRIDGE_PARAMS: dict[str, tuple[Any, str]] = {
     "lidar_h_resolution_deg": (0.5, "Horizontal step (deg): points_per_second = channels*360/step*rate."),
     "lidar_mount_height": (5.0, "LiDAR height above ground (m)."),
     "radar_enabled": (True, "Spawn and publish the RSU radar (sensor.other.radar)."),
-    "radar_horizontal_fov_deg": (120.0, "Radar horizontal_fov (deg)."),
-    "radar_vertical_fov_deg": (30.0, "Radar vertical_fov (deg)."),
+    "radar_horizontal_fov_deg": (150.0, "Radar horizontal_fov (deg)."),
+    "radar_vertical_fov_deg": (40.0, "Radar vertical_fov (deg)."),
     "radar_range_m": (100.0, "Radar range (m)."),
-    "radar_points_per_second": (1500, "Radar points_per_second."),
-    "radar_pitch_deg": (-8.0, "Radar pitch (deg, negative = down)."),
+    "radar_points_per_second": (4500, "Radar points_per_second."),
+    "radar_pitch_deg": (-15.0, "Radar pitch (deg, negative = down)."),
     "radar_mount_height": (5.0, "Radar height above ground (m)."),
 }
 

@@ -76,15 +76,22 @@ class LidarConfig:
 @dataclass(frozen=True)
 class RadarConfig:
     """Radar (CARLA sensor.other.radar attributes horizontal_fov, vertical_fov, range;
-    ``points_per_vehicle`` sets the mean detection count of a car at 20 m)."""
+    ``points_per_vehicle`` sets the mean detection count of a car at 20 m).
+
+    The defaults are a wide-field imaging radar as an RSU mounts it: 150 x 40 degrees pitched 15 degrees
+    down, so the field reaches from 7 m in front of the 5 m mast to the horizon, and ~24 detections per car
+    at 20 m. The earlier automotive-style 120 x 30 degrees pitched 8 degrees down with 8 detections missed
+    the lane under the mast and gave a car a handful of returns; the radar's beam-space feature alone
+    scored MPR 0.813 with it and 0.896 with these (2-lane sum-RSS, 8 x 150 frames, t..t+3): the points
+    bought 0.04, the vertical field 0.03, the horizontal 0.01 (``bench/radar_config.py``)."""
 
     enabled: bool = True
-    horizontal_fov_deg: float = 120.0
-    vertical_fov_deg: float = 30.0
+    horizontal_fov_deg: float = 150.0
+    vertical_fov_deg: float = 40.0
     range_m: float = 100.0
     mount_height: float = 5.0
-    pitch_deg: float = -8.0
-    points_per_vehicle: float = 8.0
+    pitch_deg: float = -15.0
+    points_per_vehicle: float = 24.0
     clutter_rate: float = 15.0
     velocity_noise: float = 0.1
     angle_noise_deg: float = 0.5
