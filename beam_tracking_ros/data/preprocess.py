@@ -89,7 +89,13 @@ class PreprocessConfig:
     radar_points: int = 64  # fixed set size after highest-point sampling
     radar_max_range: float = 100.0  # m, normalisation and map extent
     radar_max_velocity: float = 30.0  # m/s, normalisation and Doppler-map extent
-    radar_fov_deg: float = 120.0  # full horizontal field of view of the maps and HPS sectors (sim radar: 120)
+    radar_fov_deg: float = 120.0  # full horizontal field of view of the maps and HPS sectors
+    # the radar's mount on the site (radar_beams undoes it to put detections in the LiDAR's frame): pitch in
+    # degrees (negative = down) and height in m; None = the built-in RadarConfig's. A built-in scenario's
+    # config names its own radar (scenario_preprocess), so a dataset of another radar is not read as if
+    # it had the default's pitch (every detection would move: MPR of the feature 0.81 -> 0.74)
+    radar_pitch_deg: float | None = None
+    radar_mount_height: float | None = None
     # HPS variant: 'sector' = per azimuth sector the strongest (nearest) moving detection, slot = sector;
     # 'height' = the literal reading, the N detections with the greatest z, highest first.
     radar_sampling: str = "sector"
@@ -142,6 +148,10 @@ class PreprocessConfig:
             bad("gnss_frame", f"expected one of {sorted(GNSS_FRAMES)}, got {self.gnss_frame!r}")
         if self.radar_sampling not in RADAR_SAMPLING:
             bad("radar_sampling", f"expected one of {RADAR_SAMPLING}, got {self.radar_sampling!r}")
+        if self.radar_pitch_deg is not None and not -90.0 <= self.radar_pitch_deg <= 90.0:
+            bad("radar_pitch_deg", f"must be None or in [-90, 90] degrees, got {self.radar_pitch_deg}")
+        if self.radar_mount_height is not None and not self.radar_mount_height > 0:
+            bad("radar_mount_height", f"must be None or > 0 m, got {self.radar_mount_height}")
         if not self.radar_min_speed >= 0:
             bad("radar_min_speed", f"must be >= 0, got {self.radar_min_speed}")
         if int(self.history_beams) < 0:
@@ -613,19 +623,21 @@ def radar_beam_features(detections: np.ndarray, cfg: PreprocessConfig, tracks: B
     det, _ = _finite_cloud(detections, "radar", cfg)
     det = det[np.abs(det[:, 0]) >= cfg.radar_min_speed].astype(np.float64)
     sim = SimConfig(lanes=int(cfg.geometry_lanes))
-    p = math.radians(sim.radar.pitch_deg)
+    pitch = sim.radar.pitch_deg if cfg.radar_pitch_deg is None else cfg.radar_pitch_deg
+    height = sim.radar.mount_height if cfg.radar_mount_height is None else cfg.radar_mount_height
+    p = math.radians(pitch)
     az, alt, d = det[:, 1], det[:, 2], det[:, 3]
     lx, lz = d * np.cos(alt) * np.cos(az), d * np.sin(alt)  # sensor frame: forward, up
     right = d * np.cos(alt) * np.sin(az)  # CARLA azimuth is right-positive
     cloud = np.stack([lx * math.cos(p) - lz * math.sin(p), right,
-                      lx * math.sin(p) + lz * math.cos(p) + sim.radar.mount_height - sim.lidar.mount_height,
+                      lx * math.sin(p) + lz * math.cos(p) + height - sim.lidar.mount_height,
                       np.zeros_like(d)], axis=1)
     # the line of sight from the radar (world frame) against the road's direction
     from .geometry_baseline import lidar_to_world
 
     site = _geometry_baseline(cfg, "radar").site
     los = lidar_to_world(cloud[:, :3], site.lidar_origin, site.lidar_yaw)
-    los[:, 2] -= sim.radar.mount_height
+    los[:, 2] -= height
     los[:, :2] -= np.asarray(site.lidar_origin[:2])
     axis = np.array([math.cos(site.road_axis_yaw), math.sin(site.road_axis_yaw)])
     cos = (los[:, :2] @ axis) / np.maximum(np.linalg.norm(los, axis=1), 1e-6)
