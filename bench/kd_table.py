@@ -1,6 +1,6 @@
 """Benchmark: the claims of the three papers on the built-in simulator, as one table.
 
-    python bench/kd_table.py            # default: 2-lane and 3-lane, 3 seeds, ~80 min on 2 cores (docs/benchmarks.md)
+    python bench/kd_table.py            # default: 2-lane and 3-lane, 3 seeds, ~100 min on 2 cores (docs/benchmarks.md)
     python bench/kd_table.py --quick    # smoke test: tiny data, 1 seed, a few steps (~1 min on 2 cores)
     python bench/kd_table.py --paper-scale   # CRKD student sizes 6M/13M/34M, more data and steps (GPU)
 
@@ -92,7 +92,8 @@ QUICK = Budget(episodes=6, frames=40, seeds=1, epochs=2, teacher_epochs=2, steps
 # CRKD's dataset size (50 episodes x 200 frames per layout: 7600 training windows, a test split of 5 whole
 # episodes) and the shipped default teacher (config/train/default_teacher.yaml) on 1000 steps (the shipped
 # one gets 1428; its validation MPR moved by < 0.002 after step 1000); students 800 steps (they start as
-# their radar feature and learn a correction). 6 groups of ~24 min on 2 cores: ~80 min in all.
+# their radar feature and learn a correction). 19 min of datasets, then 3 rounds (one per seed, both layouts
+# in two workers) of ~26 min on 2 cores: 97 min measured in all (generator v6), over the issue's 90.
 DEFAULT = Budget(episodes=50, frames=200, seeds=3, epochs=8, teacher_epochs=10, steps_per_epoch=100, batch_size=64,
                  df_steps=600, df_student_steps=6000,
                  student_sizes=(("h64", 64),),
@@ -135,6 +136,11 @@ def _data(root: Path, lanes: int, b: Budget, modalities: Sequence[str], label_mo
     gen: dict[str, Any] = {"lanes": lanes, "episodes": b.episodes, "frames_per_episode": b.frames, "seed": 0}
     if label_mode != "sum_rss":
         gen["label_mode"] = label_mode
+    else:
+        # CRKD's scene also carries the simulated sweeps of a beam manager (the ``beam_history`` rows)
+        from beam_tracking_ros.modalities import SENSORS
+
+        gen["modalities"] = [*SENSORS, "radio"]
     if max_vehicles is not None:
         gen["max_vehicles"] = max_vehicles
     return {"path": str(_dataset_dir(root, lanes, label_mode, max_vehicles)), "generate": gen,
@@ -166,6 +172,9 @@ TEACHER_KW = {"d_model": 64, "cnn_width": 16, "heads": 4, "layers": 1, "dropout"
               "image_frames": 2}
 MLP_KW = {"hidden": 12, "frames": 1, "beam_features": True}  # under 10 % of the teacher's parameters (CRKD)
 RADAR_STUDENT = ("radar_points", "radar_beams")
+# the same student with the powers the RSU measured in the previous frame's sweep (issue 16,
+# config/train/history_student.yaml): radar plus what the RSU's own radio measured, still no other sensor
+HISTORY_STUDENT = (*RADAR_STUDENT, "beam_history")
 # Ma et al.'s size ratio (student 27x fewer parameters, 4x fewer FLOPs): here 439 k / 15.0 k = 29x and
 # 58.0 / 1.57 MFLOPs = 37x; the teacher's width is in its GRU and attention (parameters), not its CNNs
 # (FLOPs, the CPU's time)
@@ -197,6 +206,14 @@ def plan(lanes: int, seed: int, b: Budget, data_root: Path) -> list[tuple[str, d
         extra = {"alpha": 0.5, "temperature": 2.0} if method != "none" else {}
         runs.append((f"mlp:{method}", _cfg(f"mlp_{method}", "student", radar, "student-radar-mlp", MLP_KW, tr,
                                            method, **extra), "teacher" if method != "none" else None))
+    # the beam history (issue 16): does what the radio measured last frame add to the radar, with and
+    # without the teacher's relations?
+    hist = _data(data_root, lanes, b, HISTORY_STUDENT)
+    for method in ("none", "rkd-both"):
+        extra = {"alpha": 0.5, "temperature": 2.0} if method != "none" else {}
+        runs.append((f"hist:mlp:{method}", _cfg(f"hist_mlp_{method}", "student", hist, "student-radar-mlp",
+                                                {**MLP_KW, "history": True}, tr, method, **extra),
+                     "teacher" if method != "none" else None))
     # Table III: larger MLPs over the whole radar window (the Table II student reads only the newest frame)
     sizes: list[tuple[str, str, dict[str, Any]]] = [
         (lab, "student-radar-mlp", {"hidden": h, "dropout": 0.2, "beam_features": True}) for lab, h in b.student_sizes]
@@ -399,6 +416,9 @@ def _label(key: str) -> str:
     if key.startswith("mlp:"):
         m = key.split(":", 1)[1]
         return "radar MLP, no KD" if m == "none" else f"radar MLP, {m.upper()}"
+    if key.startswith("hist:mlp:"):
+        m = key.split(":", 2)[2]
+        return f"radar MLP + beam history, {'no KD' if m == 'none' else m.upper()}"
     if key.startswith("size:"):
         _, lab, m = key.split(":")
         return f"radar MLP {lab}, {'no KD' if m == 'none' else m.upper()}"
@@ -414,6 +434,8 @@ def table(groups: list[dict[str, Any]], teacher_mods: Sequence[str]) -> str:
     sections = [("References: label prior, geometry ceiling, LiDAR geometry baseline (bench/ceiling.py)", refs),
                 ("Fusion vs single modality (Ma Table I)", fusion),
                 ("Radar-only student, KD methods (CRKD Table II)", [k for k in keys if k.startswith("mlp:")]),
+                ("Radar-only student with the beam history (the radio's last sweep, issue 16)",
+                 [k for k in keys if k.startswith("hist:")]),
                 ("Student sizes (CRKD Table III)", [k for k in keys if k.startswith("size:")]),
                 ("Single-target scene (the beam-tracking papers' setting): references, teacher, Ma et al.'s "
                  "camera+radar student", [k for k in keys if k.startswith(("st:", "ma:"))]),
@@ -456,6 +478,19 @@ def table(groups: list[dict[str, Any]], teacher_mods: Sequence[str]) -> str:
         s0 = _stat(groups, n, "mlp:none", "ampr")[0]
         lines.append(f"{n}-lane: radar-only RKD-both student MPR = {100 * s / t:.1f}% of the teacher's "
                      f"(no KD: {100 * s0 / t:.1f}%; CRKD: 94.6%)")
+        # CRKD Table II's question: which KD beats no KD by more than the seed spread (both stds)?
+        m0, sd0 = _stat(groups, n, "mlp:none", "ampr")
+        if not math.isnan(m0):
+            kd = [(k.split(":", 1)[1], _stat(groups, n, k, "ampr")) for k in keys
+                  if k.startswith("mlp:") and k != "mlp:none"]
+            wins = [f"{m} {100 * (mm - m0):+.1f}" for m, (mm, sd) in kd if mm - sd > m0 + sd0]
+            lines.append(f"{n}-lane: KD methods beating no KD ({100 * m0:.1f} ± {100 * sd0:.1f}) by more than the "
+                         f"spread: {', '.join(wins) if wins else 'none'}; each vs no KD: "
+                         + ", ".join(f"{m} {100 * (mm - m0):+.1f}" for m, (mm, _) in kd))
+        h0 = _stat(groups, n, "hist:mlp:none", "ampr")[0]
+        if not math.isnan(h0):
+            lines.append(f"{n}-lane: the beam history adds {100 * (h0 - s0):+.1f} MPR points to the no-KD radar "
+                         f"student ({100 * h0 / t:.1f}% of the teacher's)")
         dft, dfs, dfk = (_stat(groups, n, k, "ampr")[0] for k in ("df:teacher", "df:student:data-free",
                                                                  "df:student:kl"))
         lines.append(f"{n}-lane: data-free KD MPR {100 * dfs:.1f}% vs teacher {100 * dft:.1f}% vs standard KD "
@@ -521,7 +556,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
         for p, doc in zip(a.from_json, saved):
             if "run_time_min" in doc:
-                print(f"{p.name}: {doc['budget']['seeds']} seed(s), run time {doc['run_time_min']:.1f} min")
+                cut = f" (cut short: {len(doc['groups'])} of {len(LANES) * doc['budget']['seeds']} groups)" \
+                    if doc.get("partial") else ""
+                print(f"{p.name}: {doc['budget']['seeds']} seed(s), run time {doc['run_time_min']:.1f} min{cut}")
             for part in doc.get("merged", []):
                 print(f"  merged from {part['file']}: {part['budget']['seeds']} seed(s), "
                       f"run time {part['run_time_min']:.1f} min")
@@ -549,12 +586,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="kd_table_") as tmp:
         work = str((a.work or Path(tmp)).resolve())
         jobs = [(lanes, seed, b, str(data_root), work, only) for seed in range(b.seeds) for lanes in LANES]
+        groups: list[dict[str, Any]] = []
+
+        def keep(group: dict[str, Any]) -> None:
+            # written after every finished group, so a run cut short (a closed session, a killed job) keeps
+            # its finished seeds, marked partial; --from-json prints them
+            groups.append(group)
+            if a.json:
+                a.json.write_text(json.dumps({"budget": b.__dict__, "groups": groups, "partial": True,
+                                              "run_time_min": (time.time() - t0) / 60}, indent=1, default=str))
+
         if a.jobs == 1:
-            groups = [run_group(j) for j in jobs]
+            for j in jobs:
+                keep(run_group(j))
         else:
             os.environ.setdefault("OMP_NUM_THREADS", "1")
             with ProcessPoolExecutor(max_workers=a.jobs) as pool:
-                groups = list(pool.map(run_group, jobs))
+                for g in pool.map(run_group, jobs):
+                    keep(g)
     text = table(prior_baseline(data_root) + groups, b.teacher_modalities)
     mode_name = "quick" if a.quick else "paper-scale" if a.paper_scale else "default"
     print(f"\n{text}\n\nmode {mode_name}, {b.seeds} seed(s), run time {(time.time() - t0) / 60:.1f} min")
