@@ -60,6 +60,7 @@ def test_quick_run_and_from_json(tmp_path: Path) -> None:
     assert all(name in done.stdout for name in ("label prior", "geometry ceiling", "geometry baseline (LiDAR"))
     saved = json.loads(out.read_text())
     assert saved["run_time_min"] > 0 and len(saved["groups"]) == 2  # 2 layouts x 1 seed
+    assert "partial" not in saved  # the file is rewritten after each group; only a finished run drops the mark
     # every model was also tested on the other layout (CRKD Table IV)
     assert all("ampr" in r["shift"] for g in saved["groups"] for r in g["runs"].values())
     again = subprocess.run([*cmd, "--from-json", str(out)], capture_output=True, text=True, timeout=120)
@@ -99,3 +100,14 @@ def test_from_json_merges_later_runs_and_writes_the_merge(tmp_path: Path, capsys
     assert merged["run_time_min"] == 90.0 and [p["run_time_min"] for p in merged["merged"]] == [90.0, 5.0]
     assert kd.main(["--from-json", str(out), "--data-root", str(tmp_path)]) == 0
     assert "merged from b.json: 1 seed(s), run time 5.0 min" in capsys.readouterr().out
+
+
+def test_from_json_says_a_run_was_cut_short(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A run stopped after its first group leaves a --json file marked partial; the table of it says so
+    instead of passing one seed of one layout off as the run."""
+    kd = _load()
+    cut = tmp_path / "cut.json"
+    cut.write_text(json.dumps({"budget": {"seeds": 3, "teacher_modalities": ["gps"]}, "partial": True,
+                               "groups": [_group(2, 0, 0.80, 0.70)], "run_time_min": 12.0}))
+    assert kd.main(["--from-json", str(cut), "--data-root", str(tmp_path)]) == 0
+    assert "cut.json: 3 seed(s), run time 12.0 min (cut short: 1 of 6 groups)" in capsys.readouterr().out
