@@ -202,18 +202,19 @@ def plan(lanes: int, seed: int, b: Budget, data_root: Path) -> list[tuple[str, d
             runs.append((f"single:{m}", _cfg(f"single_{m}", "teacher", _data(data_root, lanes, b, feats), "teacher",
                                              TEACHER_KW, ttr), None))
     radar = _data(data_root, lanes, b, RADAR_STUDENT)
-    for method in RKD_METHODS:
+
+    def mlp_student(key: str, data: dict[str, Any], kw: dict[str, Any], method: str) -> tuple[str, dict, str | None]:
+        # the Table II student's KD weights (alpha 0.5, T 2), distilled from this group's teacher
         extra = {"alpha": 0.5, "temperature": 2.0} if method != "none" else {}
-        runs.append((f"mlp:{method}", _cfg(f"mlp_{method}", "student", radar, "student-radar-mlp", MLP_KW, tr,
-                                           method, **extra), "teacher" if method != "none" else None))
+        return (key, _cfg(key.replace(":", "_"), "student", data, "student-radar-mlp", kw, tr, method, **extra),
+                "teacher" if method != "none" else None)
+
+    runs += [mlp_student(f"mlp:{method}", radar, MLP_KW, method) for method in RKD_METHODS]
     # the beam history (issue 16): does what the radio measured last frame add to the radar, with and
     # without the teacher's relations?
     hist = _data(data_root, lanes, b, HISTORY_STUDENT)
-    for method in ("none", "rkd-both"):
-        extra = {"alpha": 0.5, "temperature": 2.0} if method != "none" else {}
-        runs.append((f"hist:mlp:{method}", _cfg(f"hist_mlp_{method}", "student", hist, "student-radar-mlp",
-                                                {**MLP_KW, "history": True}, tr, method, **extra),
-                     "teacher" if method != "none" else None))
+    runs += [mlp_student(f"hist:mlp:{method}", hist, {**MLP_KW, "history": True}, method)
+             for method in ("none", "rkd-both")]
     # Table III: larger MLPs over the whole radar window (the Table II student reads only the newest frame)
     sizes: list[tuple[str, str, dict[str, Any]]] = [
         (lab, "student-radar-mlp", {"hidden": h, "dropout": 0.2, "beam_features": True}) for lab, h in b.student_sizes]
@@ -475,18 +476,17 @@ def table(groups: list[dict[str, Any]], teacher_mods: Sequence[str]) -> str:
                      + f"; label prior MPR {100 * _stat(groups, n, 'prior', 'ampr')[0]:.1f}%")
         t = _stat(groups, n, "teacher", "ampr")[0]
         s = _stat(groups, n, "mlp:rkd-both", "ampr")[0]
-        s0 = _stat(groups, n, "mlp:none", "ampr")[0]
+        s0, sd0 = _stat(groups, n, "mlp:none", "ampr")
         lines.append(f"{n}-lane: radar-only RKD-both student MPR = {100 * s / t:.1f}% of the teacher's "
                      f"(no KD: {100 * s0 / t:.1f}%; CRKD: 94.6%)")
         # CRKD Table II's question: which KD beats no KD by more than the seed spread (both stds)?
-        m0, sd0 = _stat(groups, n, "mlp:none", "ampr")
-        if not math.isnan(m0):
+        if not math.isnan(s0):
             kd = [(k.split(":", 1)[1], _stat(groups, n, k, "ampr")) for k in keys
                   if k.startswith("mlp:") and k != "mlp:none"]
-            wins = [f"{m} {100 * (mm - m0):+.1f}" for m, (mm, sd) in kd if mm - sd > m0 + sd0]
-            lines.append(f"{n}-lane: KD methods beating no KD ({100 * m0:.1f} ± {100 * sd0:.1f}) by more than the "
+            wins = [f"{m} {100 * (mm - s0):+.1f}" for m, (mm, sd) in kd if mm - sd > s0 + sd0]
+            lines.append(f"{n}-lane: KD methods beating no KD ({100 * s0:.1f} ± {100 * sd0:.1f}) by more than the "
                          f"spread: {', '.join(wins) if wins else 'none'}; each vs no KD: "
-                         + ", ".join(f"{m} {100 * (mm - m0):+.1f}" for m, (mm, _) in kd))
+                         + ", ".join(f"{m} {100 * (mm - s0):+.1f}" for m, (mm, _) in kd))
         h0 = _stat(groups, n, "hist:mlp:none", "ampr")[0]
         if not math.isnan(h0):
             lines.append(f"{n}-lane: the beam history adds {100 * (h0 - s0):+.1f} MPR points to the no-KD radar "
@@ -581,20 +581,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error("--jobs must be >= 1")
     select(plan(LANES[0], 0, b, data_root), only)  # a bad --only fails here, not in every worker
     t0 = time.time()
+    groups: list[dict[str, Any]] = []
+
+    def save(partial: bool) -> None:
+        if a.json:
+            doc = {"budget": b.__dict__, "groups": groups, "run_time_min": (time.time() - t0) / 60}
+            a.json.write_text(json.dumps({**doc, "partial": True} if partial else doc, indent=1, default=str))
+
     print(f"datasets under {data_root} ({b.episodes} episodes x {b.frames} frames per layout)", flush=True)
     ensure_datasets(b, data_root, only)
     with tempfile.TemporaryDirectory(prefix="kd_table_") as tmp:
         work = str((a.work or Path(tmp)).resolve())
         jobs = [(lanes, seed, b, str(data_root), work, only) for seed in range(b.seeds) for lanes in LANES]
-        groups: list[dict[str, Any]] = []
-
         def keep(group: dict[str, Any]) -> None:
             # written after every finished group, so a run cut short (a closed session, a killed job) keeps
             # its finished seeds, marked partial; --from-json prints them
             groups.append(group)
-            if a.json:
-                a.json.write_text(json.dumps({"budget": b.__dict__, "groups": groups, "partial": True,
-                                              "run_time_min": (time.time() - t0) / 60}, indent=1, default=str))
+            save(partial=True)
 
         if a.jobs == 1:
             for j in jobs:
@@ -607,9 +610,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = table(prior_baseline(data_root) + groups, b.teacher_modalities)
     mode_name = "quick" if a.quick else "paper-scale" if a.paper_scale else "default"
     print(f"\n{text}\n\nmode {mode_name}, {b.seeds} seed(s), run time {(time.time() - t0) / 60:.1f} min")
-    if a.json:
-        a.json.write_text(json.dumps({"budget": b.__dict__, "groups": groups,
-                                      "run_time_min": (time.time() - t0) / 60}, indent=1, default=str))
+    save(partial=False)
     return 0
 
 
