@@ -111,6 +111,44 @@ def test_every_distillation_method_trains_a_cross_modal_student(teacher_run: Pat
     assert 0.0 <= res.metrics["test"]["atop1"] <= 1.0
 
 
+def test_cached_teacher_outputs_train_the_same_student_as_the_live_teacher(teacher_run: Path,
+                                                                           tmp_path: Path) -> None:
+    # the cache must line up sample by sample with the shuffled batches, or the student would learn
+    # from another sample's teacher: the same weights as with the teacher run live on every batch
+    raw = tiny(name="student", role="student", data={"modalities": ["gps"]},
+               model={"name": "toy-gru", "kwargs": {"hidden": 8}}, train={"epochs": 2},
+               distill={"method": "rkd-both"})
+    logs: list[str] = []
+    cached = fit(config_from_dict(raw), tmp_path / "cached", teacher_dir=teacher_run, progress=False,
+                 log=logs.append)
+    assert any("teacher outputs cached for" in m for m in logs)
+    raw["distill"]["cache_teacher"] = False
+    live = fit(config_from_dict(raw), tmp_path / "live", teacher_dir=teacher_run, progress=False,
+               log=lambda _m: None)
+    assert cached.state_dict.keys() == live.state_dict.keys()
+    for k in cached.state_dict:
+        torch.testing.assert_close(cached.state_dict[k], live.state_dict[k], rtol=1e-4, atol=1e-5)
+
+
+def test_teacher_cache_is_in_index_order_and_bounded(teacher_run: Path) -> None:
+    from beam_tracking_ros.train.trainer import load_run, model_outputs, teacher_cache
+
+    teacher, _card = load_run(teacher_run)
+    ds = SyntheticBeamDataset(config_from_dict(tiny()).data.synthetic, "train", ["gps", "lidar_feat"])
+    cache = teacher_cache(teacher, ds, ["gps", "lidar_feat"], torch.device("cpu"), batch_size=5)
+    assert cache is not None and set(cache) >= {"logits", "mid", "end"}
+    assert cache["logits"].shape[0] == len(ds)
+    for i in (0, 3, len(ds) - 1):
+        one = {m: ds[i][m][None].float() for m in ("gps", "lidar_feat")}
+        with torch.no_grad():
+            out = model_outputs(teacher(one))
+        torch.testing.assert_close(cache["logits"][i], out["logits"][0], rtol=1e-5, atol=1e-5)
+    said: list[str] = []
+    assert teacher_cache(teacher, ds, ["gps", "lidar_feat"], torch.device("cpu"), 5, limit_bytes=64,
+                         log=said.append) is None
+    assert "runs on every step" in said[0]
+
+
 def test_student_needing_a_modality_the_teacher_data_lacks_is_rejected(teacher_run: Path, tmp_path: Path) -> None:
     raw = tiny(role="student", data={"modalities": ["radar_points"]}, distill={"method": "kl"})
     raw["data"]["path"] = str(tmp_path / "nowhere")

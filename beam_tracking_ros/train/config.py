@@ -37,6 +37,7 @@ Schema (every section optional except ``model``; defaults below)::
       curvature: 1.0
       feature_mode: kl | mse
       end_source: features | logits
+      cache_teacher: true     # run the frozen teacher once over the training split, not every step
       data_free: {generator_steps, student_steps, batch_size, lr, noise_dim, hidden, act_weight,
                   ent_weight, loss: kl|mse, metadata_source: features|batchnorm|both, entropy_mode,
                   input_weight, step_weight}
@@ -168,6 +169,11 @@ class DistillConfig:
     curvature: float = 1.0
     feature_mode: str = "kl"
     end_source: str = "features"
+    # The teacher is frozen, in eval mode, and the training samples are not augmented, so its outputs per
+    # sample never change: computing them once over the training split (one pass, like one epoch of
+    # forwards) replaces a teacher forward per student step and the loading of the teacher-only inputs.
+    # Off: the teacher runs live on every batch (what a user with augmented data would need).
+    cache_teacher: bool = True
     data_free: DataFreeConfig = field(default_factory=DataFreeConfig)
 
 

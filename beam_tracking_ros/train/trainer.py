@@ -71,6 +71,7 @@ __all__ = [
     "lr_at",
     "open_dataset",
     "seed_everything",
+    "teacher_cache",
 ]
 
 RUN_FORMAT = "beam_tracking_ros.run"
@@ -379,6 +380,63 @@ def model_outputs(out: Any) -> dict[str, Tensor]:
 
 def _inputs(batch: Mapping[str, Tensor], modalities: Sequence[str], device: torch.device) -> dict[str, Tensor]:
     return {m: batch[m].to(device, non_blocking=True).float() for m in modalities}
+
+
+# the most memory the cached teacher outputs may take; beyond it the teacher runs live every step
+TEACHER_CACHE_LIMIT_BYTES = 2 << 30
+
+
+class _Indexed(Dataset):
+    """A dataset whose samples also carry their own index, so a batch can look up cached teacher outputs.
+
+    It keeps the wrapped dataset's ``chunk_sampler`` (the store's disk-friendly shuffling), so the order of
+    the samples is the one the uncached run sees.
+    """
+
+    def __init__(self, ds: Dataset) -> None:
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {**self.ds[index], "index": torch.tensor(int(index))}
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "ds":  # not set yet (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.ds, name)
+
+
+def teacher_cache(teacher: nn.Module, ds: Dataset, modalities: Sequence[str], device: torch.device,
+                  batch_size: int, limit_bytes: int = TEACHER_CACHE_LIMIT_BYTES,
+                  log: Callable[[str], None] | None = None) -> dict[str, Tensor] | None:
+    """The frozen teacher's outputs (``logits``, ``mid``, ``end``) for every sample of ``ds``, in index order.
+
+    Why: a KD student step otherwise spends most of its time in the teacher's forward (the radar MLP's
+    step is ~7x cheaper than the transformer teacher's) on outputs that cannot change: the teacher is in
+    eval mode and the samples are not augmented. One pass here costs about one epoch of forwards.
+    Returns None (the caller runs the teacher live) when the outputs would exceed ``limit_bytes``.
+    """
+    n = len(ds)  # type: ignore[arg-type]
+    if n == 0:
+        return None
+    teacher.eval()
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=False)
+    parts: dict[str, list[Tensor]] = {}
+    with torch.no_grad():
+        for i, batch in enumerate(loader):
+            out = model_outputs(teacher(_inputs(batch, modalities, device)))
+            if i == 0:
+                per_sample = sum(v[0].numel() * v.element_size() for v in out.values())
+                if per_sample * n > limit_bytes:
+                    if log:
+                        log(f"teacher outputs of {n} samples need {per_sample * n / 2**20:.0f} MiB (limit "
+                            f"{limit_bytes / 2**20:.0f} MiB): the teacher runs on every step instead")
+                    return None
+            for k, v in out.items():
+                parts.setdefault(k, []).append(v.detach().cpu())
+    return {k: torch.cat(v) for k, v in parts.items()}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -750,6 +808,17 @@ def _fit(cfg: RunConfig, out: Path, env: DistEnv, device: torch.device, teacher_
         (out / "config.yaml").write_text(yaml.safe_dump(cfg_dict, sort_keys=False), encoding="utf-8")
 
     val_loader = make_loader(val_ds, tcfg.batch_size, False, tcfg.seed, 0, env) if has_val else None
+    t_cache: dict[str, Tensor] | None = None
+    loop_ds, loop_mods = train_ds, load_mods
+    if teacher is not None and cfg.distill.cache_teacher and start_epoch < tcfg.epochs:
+        t_c = time.time()
+        t_cache = teacher_cache(teacher, train_ds, teacher_mods, device, tcfg.batch_size, log=log)
+        if t_cache is not None:
+            # the loop then reads only the student's inputs (the teacher's images are not loaded again)
+            loop_ds = _Indexed(open_dataset(cfg.data, cfg.data.train_split, student_mods))
+            loop_mods = student_mods
+            log(f"teacher outputs cached for {len(train_ds)} training samples "  # type: ignore[arg-type]
+                f"in {time.time() - t_c:.1f} s")
     epochs_run = 0
     t_loop, step0 = time.time(), global_step
     for epoch in range(start_epoch, tcfg.epochs):
@@ -758,17 +827,20 @@ def _fit(cfg: RunConfig, out: Path, env: DistEnv, device: torch.device, teacher_
         lr = lr_at(tcfg, epoch)
         for g in optimizer.param_groups:
             g["lr"] = lr
-        loader = make_loader(train_ds, tcfg.batch_size, True, tcfg.seed, epoch, env, cfg.data.num_workers)
+        loader = make_loader(loop_ds, tcfg.batch_size, True, tcfg.seed, epoch, env, cfg.data.num_workers)
         n_steps = len(loader) if tcfg.max_steps_per_epoch is None else min(len(loader), tcfg.max_steps_per_epoch)
         bar = tqdm(total=n_steps, desc=f"epoch {epoch + 1}/{tcfg.epochs}", disable=not (progress and env.is_main),
                    leave=False, dynamic_ncols=True, file=sys.stderr)
         step_module.train()
         sums = [0.0, 0.0, 0.0]  # loss * n, correct top-1 (current step), n
         for step, batch in enumerate(_limit(loader, n_steps), start=1):
-            inputs = _inputs(batch, load_mods, device)
+            inputs = _inputs(batch, loop_mods, device)
             targets = batch["beams"].to(device)
             t_out = None
-            if teacher is not None:
+            if t_cache is not None:
+                idx = batch["index"]
+                t_out = {k: v[idx].to(device) for k, v in t_cache.items()}
+            elif teacher is not None:
                 with torch.no_grad():
                     t_out = model_outputs(teacher({m: inputs[m] for m in teacher_mods}))
             s_in = {m: inputs[m] for m in student_mods}
