@@ -408,6 +408,23 @@ class _Indexed(Dataset):
         return getattr(self.ds, name)
 
 
+# the last teacher outputs computed in this process, for the next student of the same teacher and data
+# (a KD table distils up to nine students from one teacher): {key: outputs}, at most one entry
+_LAST_TEACHER_CACHE: dict[tuple[Any, ...], dict[str, Tensor]] = {}
+
+
+def _teacher_cache_key(teacher_dir: str | Path | None, data_cfg: Any, modalities: Sequence[str],
+                       device: torch.device, batch_size: int) -> tuple[Any, ...]:
+    """What the cached outputs depend on: the teacher's files (name, size, mtime: retrained = new key), the
+    dataset and split, the teacher's inputs, and the batch size (it changes the floats' summation order)."""
+    d = Path(str(teacher_dir))
+    files = tuple(sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in d.iterdir() if f.is_file())) \
+        if d.is_dir() else ()
+    data = (str(Path(data_cfg.path).resolve()) if data_cfg.path else None, repr(data_cfg.synthetic),
+            data_cfg.train_split)
+    return (str(d.resolve()), files, data, tuple(modalities), str(device), int(batch_size))
+
+
 def teacher_cache(teacher: nn.Module, ds: Dataset, modalities: Sequence[str], device: torch.device,
                   batch_size: int, limit_bytes: int = TEACHER_CACHE_LIMIT_BYTES,
                   log: Callable[[str], None] | None = None) -> dict[str, Tensor] | None:
@@ -812,13 +829,21 @@ def _fit(cfg: RunConfig, out: Path, env: DistEnv, device: torch.device, teacher_
     loop_ds, loop_mods = train_ds, load_mods
     if teacher is not None and cfg.distill.cache_teacher and start_epoch < tcfg.epochs:
         t_c = time.time()
-        t_cache = teacher_cache(teacher, train_ds, teacher_mods, device, tcfg.batch_size, log=log)
+        key = _teacher_cache_key(teacher_dir, cfg.data, teacher_mods, device, tcfg.batch_size)
+        t_cache = _LAST_TEACHER_CACHE.get(key)
+        reused = t_cache is not None
+        if t_cache is None:
+            t_cache = teacher_cache(teacher, train_ds, teacher_mods, device, tcfg.batch_size, log=log)
+            _LAST_TEACHER_CACHE.clear()  # one teacher's outputs at a time: bounded memory
+            if t_cache is not None:
+                _LAST_TEACHER_CACHE[key] = t_cache
         if t_cache is not None:
             # the loop then reads only the student's inputs (the teacher's images are not loaded again)
             loop_ds = _Indexed(open_dataset(cfg.data, cfg.data.train_split, student_mods))
             loop_mods = student_mods
-            log(f"teacher outputs cached for {len(train_ds)} training samples "  # type: ignore[arg-type]
-                f"in {time.time() - t_c:.1f} s")
+            n_train = len(train_ds)  # type: ignore[arg-type]
+            log(f"teacher outputs of the previous student reused for {n_train} training samples" if reused else
+                f"teacher outputs cached for {n_train} training samples in {time.time() - t_c:.1f} s")
     epochs_run = 0
     t_loop, step0 = time.time(), global_step
     for epoch in range(start_epoch, tcfg.epochs):
