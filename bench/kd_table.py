@@ -92,8 +92,9 @@ QUICK = Budget(episodes=6, frames=40, seeds=1, epochs=2, teacher_epochs=2, steps
 # CRKD's dataset size (50 episodes x 200 frames per layout: 7600 training windows, a test split of 5 whole
 # episodes) and the shipped default teacher (config/train/default_teacher.yaml) on 1000 steps (the shipped
 # one gets 1428; its validation MPR moved by < 0.002 after step 1000); students 800 steps (they start as
-# their radar feature and learn a correction). 19 min of datasets, then 3 rounds (one per seed, both layouts
-# in two workers) of ~26 min on 2 cores: 97 min measured in all (generator v6), over the 90.
+# their radar feature and learn a correction). ~22 min of datasets, then 3 rounds (one per seed, both layouts
+# in two workers) of ~22 min on 2 cores: 87.6 min measured in all (generator v7, before the KD students
+# read cached teacher outputs, which took their rows from ~50 s to ~20 s each; docs/benchmarks.md).
 DEFAULT = Budget(episodes=50, frames=200, seeds=3, epochs=8, teacher_epochs=10, steps_per_epoch=100, batch_size=64,
                  df_steps=600, df_student_steps=6000,
                  student_sizes=(("h64", 64),),
@@ -101,8 +102,10 @@ DEFAULT = Budget(episodes=50, frames=200, seeds=3, epochs=8, teacher_epochs=10, 
                  teacher_modalities=("lidar_beams", "lidar_bev", "radar_points", "gps", "radar_beams", "gps_beams"),
                  with_camera=True, ma_epochs=6,  # Ma rows: see below
                  single_target_teacher_epochs=14)  # 1400 steps: the shipped teacher_single's 1428
-# Ma rows: 6 epochs of the one-vehicle training split, ~420 steps (teacher test
-# ATop-5 0.871 vs label prior 0.735 on 2-lane, 1 seed); ~8 min per (layout, seed) group
+# Ma rows: 6 epochs of the one-vehicle training split (~420 steps) for the teacher and both students, so the
+# whole default run stays within the 90 min. All three are still climbing there: with
+# ``--ma-epochs 12`` (2026-12-07, seeds 0-2, docs/benchmarks.md) the teacher gains ~2 Top-5 points and the
+# students ~2-3, at ~5 min more per (layout, seed) group
 PAPER = Budget(episodes=50, frames=200, seeds=3, epochs=50, teacher_epochs=50, steps_per_epoch=10_000, batch_size=64,
                df_steps=500, df_student_steps=500,
                student_sizes=(), single_modalities=("radar", "gps", "lidar", "lidar_feat", "camera"),
@@ -527,6 +530,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode.add_argument("--quick", action="store_true", help="smoke test: tiny data, 1 seed, a few steps")
     mode.add_argument("--paper-scale", action="store_true", help="CRKD sizes and steps (for GPU users)")
     ap.add_argument("--seeds", type=int, help="override the number of seeds")
+    ap.add_argument("--ma-epochs", type=int, metavar="N",
+                    help="override the epochs of the Ma et al. teacher and students (default budget: 6)")
     ap.add_argument("--jobs", type=int, default=2, help="parallel (scenario, seed) groups (default 2)")
     ap.add_argument("--data-root", type=Path, help="dataset cache (default data/bench or data/bench_quick)")
     ap.add_argument("--work", type=Path, help="run directories (default: a temporary directory)")
@@ -577,6 +582,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if a.seeds < 1:
             ap.error("--seeds must be >= 1")
         b = Budget(**{**b.__dict__, "seeds": a.seeds})
+    if a.ma_epochs is not None:
+        if a.ma_epochs < 1:
+            ap.error("--ma-epochs must be >= 1")
+        b = Budget(**{**b.__dict__, "ma_epochs": a.ma_epochs})
     if a.jobs < 1:
         ap.error("--jobs must be >= 1")
     select(plan(LANES[0], 0, b, data_root), only)  # a bad --only fails here, not in every worker

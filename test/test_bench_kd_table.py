@@ -111,3 +111,13 @@ def test_from_json_says_a_run_was_cut_short(tmp_path: Path, capsys: pytest.Captu
                                "groups": [_group(2, 0, 0.80, 0.70)], "run_time_min": 12.0}))
     assert kd.main(["--from-json", str(cut), "--data-root", str(tmp_path)]) == 0
     assert "cut.json: 3 seed(s), run time 12.0 min (cut short: 1 of 6 groups)" in capsys.readouterr().out
+
+
+def test_ma_epochs_override_reaches_the_ma_rows_only() -> None:
+    kd = _load()
+    b = kd.Budget(**{**kd.QUICK.__dict__, "ma_epochs": 5})
+    runs = {k: cfg for k, cfg, _ in kd.plan(2, 0, b, Path("/nonexistent"))}
+    assert all(runs[k]["train"]["epochs"] == 5 for k in ("ma:teacher", "ma:student:none", "ma:student:kl"))
+    assert runs["teacher"]["train"]["epochs"] == kd.QUICK.teacher_epochs
+    with pytest.raises(SystemExit):
+        kd.main(["--quick", "--ma-epochs", "0"])
