@@ -201,6 +201,7 @@ def test_process_ignoring_sigint_gets_sigterm_after_timeout(env: dict[str, str],
     )
     try:
         launcher.wait_for("[stubborn-1] START")
+        launcher.wait_for("[producer-1] START")  # both handlers installed: a Ctrl-C now is an ordinary one
         os.killpg(launcher.proc.pid, signal.SIGINT)
         t0 = time.monotonic()
         assert launcher.proc.wait(timeout=10) == 0, launcher.text
@@ -209,6 +210,21 @@ def test_process_ignoring_sigint_gets_sigterm_after_timeout(env: dict[str, str],
         launcher.stop()
     launcher._reader.join(timeout=5)
     assert "escalating to SIGTERM" in launcher.text
+    assert not any(_alive(pid) for pid in launcher.child_pids())
+
+
+@fallback_only
+def test_ctrl_c_while_a_node_is_still_starting_is_a_clean_stop(env: dict[str, str], tmp_path: Path) -> None:
+    """A node that a Ctrl-C kills before its handler is installed (exit -2) does not fail the launch."""
+    launcher = Launcher([*MAIN, f"channel:={tmp_path / 'c'}", "with_consumer:=false"], env, new_session=True)
+    try:
+        launcher.wait_for("[producer-1]: process started with pid")  # it is still importing now
+        os.killpg(launcher.proc.pid, signal.SIGINT)
+        assert launcher.proc.wait(timeout=10) == 0, launcher.text
+    finally:
+        launcher.stop()
+    launcher._reader.join(timeout=5)
+    assert "user interrupted with ctrl-c (SIGINT)" in launcher.text
     assert not any(_alive(pid) for pid in launcher.child_pids())
 
 

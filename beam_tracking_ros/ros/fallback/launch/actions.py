@@ -299,7 +299,12 @@ class Shutdown(Action):
 
     def execute(self, context: LaunchContext) -> None:
         event = context.get_locals_as_dict().get("event")
-        failed = isinstance(event, ProcessExited) and event.returncode != 0
+        # Only an exit that causes the shutdown fails the launch: once Ctrl-C (or another Shutdown) is
+        # stopping everything, a node that dies of that signal (still importing, before its handler is
+        # installed: exit code -2) or of the SIGTERM escalation is expected, not an error.
+        failed = (
+            isinstance(event, ProcessExited) and event.returncode != 0 and not context._service.shutting_down
+        )
         reason = perform_substitutions(context, self.reason)
         if isinstance(event, ProcessExited):
             reason = f"process {event.name} exited with code {event.returncode} ({reason})"

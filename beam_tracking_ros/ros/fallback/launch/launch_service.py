@@ -96,6 +96,11 @@ class LaunchService:
     def schedule(self, delay: float, entities: list[LaunchDescriptionEntity], snapshot: Any) -> None:
         self._add_timer(delay, lambda: self._visit_all(entities, snapshot))
 
+    @property
+    def shutting_down(self) -> bool:
+        """Whether a shutdown (Ctrl-C, a signal, a Shutdown action or an error) is under way."""
+        return self._shutdown_reason is not None
+
     def request_shutdown(self, reason: str, *, failed: bool = False) -> None:
         if failed:
             self._failed = True
