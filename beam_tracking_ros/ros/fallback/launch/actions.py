@@ -291,7 +291,8 @@ class RegisterEventHandler(Action):
 
 
 class Shutdown(Action):
-    """Stops the whole launch. Triggered by a process that exited non-zero, it makes the launch fail."""
+    """Stops the whole launch. Triggered by a process that exited non-zero while no shutdown was under way,
+    it makes the launch fail."""
 
     def __init__(self, *, reason: SomeSubstitutionsType = "reason not given", **kwargs: Any) -> None:
         super().__init__(**kwargs)
