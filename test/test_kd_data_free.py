@@ -168,3 +168,65 @@ def test_generator_with_input_metadata_matches_the_per_step_input_statistics():
     no_inputs = DF.collect_teacher_metadata(t, smooth_batches())
     with pytest.raises(ValueError, match="no input statistics"):
         DF.train_generator(g, t, no_inputs, steps=1, input_weight=1.0)
+
+
+def test_adversarial_generator_step_seeks_disagreement_and_leaves_the_student_alone():
+    """With only the disagreement term, generator steps raise the teacher-student KL on fresh samples;
+    the student's weights do not move and its trainable flags and mode come back."""
+    t = trained_teacher()
+    for p in t.parameters():
+        p.requires_grad_(False)
+    torch.manual_seed(3)
+    s = TinyLidarTeacher(h=4).train()
+    before = [p.detach().clone() for p in s.parameters()]
+    g = DF.Generator("lidar_feat", (5, 12), noise_dim=16, hidden=16)
+    opt = torch.optim.Adam(g.parameters(), lr=1e-2)
+    rng = torch.Generator().manual_seed(0)
+
+    def kl_now() -> float:
+        with torch.no_grad():
+            x = g(torch.randn(256, 16, generator=torch.Generator().manual_seed(9)))
+            s.eval()
+            value = DF.disagreement(s(x)["logits"], t(x)["logits"], 5.0).item()
+            s.train()
+            return value
+
+    start = kl_now()
+    for _ in range(40):
+        DF.adversarial_generator_step(g, t, s, opt, lambda x, out: out["logits"].new_zeros(()), 1.0, 5.0, 32, rng)
+    assert kl_now() > 1.5 * start
+    assert all(torch.equal(a, b) for a, b in zip(before, s.parameters(), strict=True))
+    assert all(p.requires_grad for p in s.parameters()) and s.training
+
+
+def test_disagreement_is_zero_for_equal_logits_and_flows_into_both_sides():
+    a = torch.randn(4, 3, 8, requires_grad=True)
+    b = torch.randn(4, 3, 8, requires_grad=True)
+    assert DF.disagreement(a.detach(), a.detach(), 2.0).item() == pytest.approx(0.0, abs=1e-6)
+    DF.disagreement(a, b, 2.0).backward()
+    assert a.grad is not None and b.grad is not None and a.grad.abs().sum() > 0 and b.grad.abs().sum() > 0
+
+
+def test_student_training_moves_the_generator_only_when_asked():
+    t = trained_teacher()
+    meta = DF.collect_teacher_metadata(t, real_batches())
+    g = DF.Generator("lidar_feat", (5, 12), noise_dim=16, hidden=16)
+    DF.train_generator(g, t, meta, steps=10, batch_size=16)
+    frozen = [p.detach().clone() for p in g.parameters()]
+
+    def objective(x, out):
+        return DF.generator_loss(out, meta)[0]
+
+    s = TinyLidarTeacher(h=4)
+    DF.train_student_data_free(s, t, g, steps=10, batch_size=16, loss="kl")
+    assert all(torch.equal(a, b) for a, b in zip(frozen, g.parameters(), strict=True))
+    hist = DF.train_student_data_free(s, t, g, steps=10, batch_size=16, loss="kl", generator_every=2,
+                                      adversarial_weight=0.5, generator_objective=objective)
+    assert len(hist) == 10 and all(map(torch.isfinite, map(torch.tensor, hist)))
+    assert not all(torch.equal(a, b) for a, b in zip(frozen, g.parameters(), strict=True))
+    assert all(p.requires_grad for p in t.parameters()) and not t.training  # teacher restored
+    with pytest.raises(ValueError, match="generator_objective"):
+        DF.train_student_data_free(s, t, g, steps=1, generator_every=1)
+    with pytest.raises(ValueError, match="adversarial_weight"):
+        DF.train_student_data_free(s, t, g, steps=1, generator_every=1, adversarial_weight=-1.0,
+                                   generator_objective=objective)

@@ -32,7 +32,9 @@ are used:
      rewards balanced classes across the batch).
 
 2. The student is trained on generated inputs only, with the KL loss (eq. 9, temperature T) or the
-   logit MSE (eq. 10). No real input and no label is touched.
+   logit MSE (eq. 10). No real input and no label is touched. Optionally (``generator_every > 0``, an
+   extension) the generator keeps learning during this stage, adversarially: see
+   :func:`train_student_data_free`.
 """
 
 from __future__ import annotations
@@ -50,7 +52,9 @@ __all__ = [
     "Generator",
     "TeacherMetadata",
     "activation_loss",
+    "adversarial_generator_step",
     "collect_teacher_metadata",
+    "disagreement",
     "entropy_loss",
     "generator_loss",
     "information_entropy_loss",
@@ -463,15 +467,31 @@ def train_student_data_free(
     temperature: float = 5.0,
     seed: int | None = 0,
     callback: Callable[[int, float], None] | None = None,
+    generator_every: int = 0,
+    adversarial_weight: float = 0.0,
+    generator_objective: Callable[[Mapping[str, Tensor], Mapping[str, Tensor]], Tensor] | None = None,
+    generator_lr: float | None = None,
 ) -> list[float]:
     """Algorithm 1 step (2): train the student on generated inputs only, with 'kl' (eq. 9) or 'mse' (eq. 10).
 
-    The generator and teacher are frozen. Returns the per-step loss values.
+    The teacher is frozen. Returns the per-step loss values. With ``generator_every = 0`` (the paper) the
+    generator is frozen too. With ``generator_every = n > 0`` the generator takes one step every ``n``
+    student steps on ``generator_objective(x, teacher_out) - adversarial_weight * KL_T(teacher || student)``
+    (:func:`adversarial_generator_step`): it keeps matching the teacher's metadata while it seeks the
+    inputs where the student disagrees with the teacher (the adversarial DF-KD of Micaelli & Storkey 2019
+    and Fang et al. 2019, an extension of Zakeri et al.). Why: a generator frozen after inversion keeps
+    showing the student the regions it has already learned; the disagreement term moves the samples to
+    where the student is still wrong, without leaving the teacher's statistics.
     """
     if loss not in ("kl", "mse"):
         raise ValueError(f"loss: expected 'kl' or 'mse', got {loss!r}")
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps/batch_size: must be >= 1, got {steps}/{batch_size}")
+    if generator_every < 0 or adversarial_weight < 0:
+        raise ValueError(f"generator_every/adversarial_weight: must be >= 0, got {generator_every}/"
+                         f"{adversarial_weight}")
+    if generator_every and generator_objective is None:
+        raise ValueError("generator_every > 0: needs the generator_objective (the inversion loss)")
     rng = torch.Generator(device="cpu")
     if seed is not None:
         rng.manual_seed(seed)
@@ -479,10 +499,16 @@ def train_student_data_free(
     teacher.eval()
     generator.eval()
     opt = torch.optim.Adam(student.parameters(), lr=lr)
+    g_opt = torch.optim.Adam(generator.parameters(), lr=generator_lr or lr) if generator_every else None
+    t_flags = _freeze(teacher) if generator_every else None
     student.train()
     history: list[float] = []
     try:
         for step in range(steps):
+            if g_opt is not None and step % generator_every == 0:
+                assert generator_objective is not None
+                adversarial_generator_step(generator, teacher, student, g_opt, generator_objective,
+                                           adversarial_weight, temperature, batch_size, rng)
             with torch.no_grad():
                 z = torch.randn(batch_size, generator.noise_dim, generator=rng).to(generator._lo.device)
                 x = generator(z)
@@ -498,6 +524,60 @@ def train_student_data_free(
             if callback is not None:
                 callback(step, history[-1])
     finally:
+        if t_flags is not None:
+            _unfreeze(teacher, t_flags)
         teacher.train(t_mode)
         generator.train(g_mode)
     return history
+
+
+def disagreement(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
+    """``T^2 KL(p_teacher || p_student)`` at temperature T, differentiable on *both* sides.
+
+    Unlike :func:`~.losses.kl_distillation_loss` the teacher side is not detached: the generator's
+    adversarial step needs the gradient of the disagreement through the teacher's logits too.
+    """
+    s = student_logits.reshape(-1, student_logits.shape[-1]).float()
+    t = teacher_logits.reshape(-1, teacher_logits.shape[-1]).float()
+    log_p = torch.log_softmax(t / temperature, dim=-1)
+    log_q = torch.log_softmax(s / temperature, dim=-1)
+    return (log_p.exp() * (log_p - log_q)).sum(-1).mean() * temperature**2
+
+
+def adversarial_generator_step(
+    generator: Generator,
+    teacher: nn.Module,
+    student: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    objective: Callable[[Mapping[str, Tensor], Mapping[str, Tensor]], Tensor],
+    adversarial_weight: float,
+    temperature: float,
+    batch_size: int,
+    rng: torch.Generator,
+) -> float:
+    """One generator step on ``objective(x, teacher(x)) - adversarial_weight * disagreement``; the value.
+
+    The student is frozen and in eval mode for the step (only the generator learns) and restored after;
+    the teacher must already be frozen by the caller.
+    """
+    s_mode = student.training
+    s_flags = _freeze(student)
+    student.eval()
+    generator.train()
+    try:
+        z = torch.randn(batch_size, generator.noise_dim, generator=rng).to(generator._lo.device)
+        x = generator(z)
+        out = teacher(x)
+        value = objective(x, out)
+        if adversarial_weight > 0:
+            value = value - adversarial_weight * disagreement(student(x)["logits"], out["logits"], temperature)
+        if not torch.isfinite(value):
+            raise FloatingPointError("adversarial generator loss is not finite")
+        optimizer.zero_grad(set_to_none=True)
+        value.backward()
+        optimizer.step()
+    finally:
+        generator.eval()
+        _unfreeze(student, s_flags)
+        student.train(s_mode)
+    return float(value.detach())

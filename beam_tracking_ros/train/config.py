@@ -40,7 +40,7 @@ Schema (every section optional except ``model``; defaults below)::
       cache_teacher: true     # run the frozen teacher once over the training split, not every step
       data_free: {generator_steps, student_steps, batch_size, lr, noise_dim, hidden, act_weight,
                   ent_weight, loss: kl|mse, metadata_source: features|batchnorm|both, entropy_mode,
-                  input_weight, step_weight}
+                  input_weight, step_weight, generator_every, adversarial_weight}
 """
 
 from __future__ import annotations
@@ -155,6 +155,11 @@ class DataFreeConfig:
     # paper); see kd.data_free.input_metadata_loss
     input_weight: float = 0.0
     step_weight: float = 0.0
+    # adversarial generator (an extension; 0 = the paper's frozen generator): during student training, one
+    # generator step every `generator_every` student steps on the inversion loss minus `adversarial_weight`
+    # times the teacher-student KL; see kd.data_free.train_student_data_free
+    generator_every: int = 0
+    adversarial_weight: float = 0.0
 
 
 @dataclass
@@ -345,6 +350,14 @@ def validate(cfg: RunConfig) -> RunConfig:
     _positive(f.ent_weight, "distill.data_free.ent_weight", strict=False)
     _positive(f.input_weight, "distill.data_free.input_weight", strict=False)
     _positive(f.step_weight, "distill.data_free.step_weight", strict=False)
+    _positive(f.generator_every, "distill.data_free.generator_every", strict=False)
+    _positive(f.adversarial_weight, "distill.data_free.adversarial_weight", strict=False)
+    if f.adversarial_weight > 0 and f.generator_every == 0:
+        raise ConfigError("distill.data_free.adversarial_weight: needs generator_every > 0 (the generator "
+                          "is frozen during student training otherwise)")
+    if f.generator_every > 0 and f.metadata_source != "features":
+        raise ConfigError("distill.data_free.generator_every: the adversarial generator steps use the stored "
+                          f"feature statistics; needs metadata_source 'features', got {f.metadata_source!r}")
     _choice(f.loss, ("kl", "mse"), "distill.data_free.loss")
     _choice(f.metadata_source, ("features", "batchnorm", "both"), "distill.data_free.metadata_source")
     _choice(f.entropy_mode, ("sample", "balance"), "distill.data_free.entropy_mode")
