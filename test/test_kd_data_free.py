@@ -230,3 +230,27 @@ def test_student_training_moves_the_generator_only_when_asked():
     with pytest.raises(ValueError, match="adversarial_weight"):
         DF.train_student_data_free(s, t, g, steps=1, generator_every=1, adversarial_weight=-1.0,
                                    generator_objective=objective)
+
+
+def test_inversion_loss_is_what_train_generator_minimises_and_checks_its_inputs():
+    """The shared objective gives train_generator's logged total on the same batch, and refuses a
+    feature source without metadata or input terms without input statistics."""
+    t = trained_teacher()
+    meta = DF.collect_teacher_metadata(t, real_batches())
+    objective = DF.InversionLoss(meta, "lidar_feat", 5, alpha=1e-3, beta=1e-1)
+    g = DF.Generator("lidar_feat", (5, 12), noise_dim=8, hidden=8)
+    hist = DF.train_generator(g, t, None, steps=1, batch_size=8, lr=1e-9, seed=4, objective=objective)
+    rng = torch.Generator().manual_seed(4)
+    g.train()
+    x = g(torch.randn(8, 8, generator=rng))
+    t.eval()
+    with torch.no_grad():
+        value = objective(x, t(x)).item()
+    assert value == pytest.approx(hist[0]["total"], rel=1e-3)
+    with pytest.raises(ValueError, match="needs the teacher's stored feature statistics"):
+        DF.InversionLoss(None, "lidar_feat", 5)
+    no_inputs = DF.TeacherMetadata(mean=meta.mean, var=meta.var)
+    with pytest.raises(ValueError, match="no input statistics"):
+        DF.InversionLoss(no_inputs, "lidar_feat", 5, input_weight=1.0)
+    with pytest.raises(ValueError, match="built for"):
+        DF.train_generator(g, t, None, steps=1, objective=DF.InversionLoss(meta, "radar_points", 5))

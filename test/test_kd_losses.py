@@ -40,6 +40,17 @@ def test_kl_zero_for_equal_and_scales_with_t2():
     assert k4.item() == pytest.approx(16.0 * k1.item(), rel=1e-5)
 
 
+def test_kl_detaches_the_teacher_unless_told_not_to():
+    zs = torch.randn(3, 8, requires_grad=True)
+    zt = torch.randn(3, 8, requires_grad=True)
+    L.kl_distillation_loss(zs, zt, 2.0).backward()
+    assert zt.grad is None and zs.grad is not None
+    kept = L.kl_distillation_loss(zs, zt, 2.0, detach_teacher=False)
+    assert kept.item() == pytest.approx(L.kl_distillation_loss(zs, zt, 2.0).item())
+    kept.backward()
+    assert zt.grad is not None and zt.grad.abs().sum() > 0
+
+
 def test_logit_mse():
     a = torch.zeros(2, 3)
     b = torch.ones(2, 3) * 2

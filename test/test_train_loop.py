@@ -178,7 +178,8 @@ def test_data_free_student_never_reads_training_data(tmp_path: Path) -> None:
                model={"name": "toy-gru", "kwargs": {"hidden": 8}},
                distill={"method": "data-free", "temperature": 5.0,
                         "data_free": {"generator_steps": 10, "student_steps": 10, "batch_size": 8, "noise_dim": 16,
-                                      "input_weight": 1.0, "step_weight": 1.0}})
+                                      "input_weight": 1.0, "step_weight": 1.0,
+                                      "generator_every": 3, "adversarial_weight": 0.3}})
     stored = safe_load(tmp_path / "t" / "metadata.pt", "metadata")
     assert {"input_mean.lidar_feat", "step_var.lidar_feat"} <= set(stored)  # the input statistics
     seen: list[str] = []

@@ -366,6 +366,57 @@ def generator_loss(
     return total, parts
 
 
+@dataclass(frozen=True)
+class InversionLoss:
+    """The knowledge-inversion objective of one run: eq. 8 plus the optional input metadata terms.
+
+    One object serves both places the generator learns -- :func:`train_generator` (Algorithm 1 step 1)
+    and the adversarial steps of :func:`train_student_data_free` -- so the two can never drift apart in
+    their terms or weights. ``source``: 'features' (stored feature statistics), 'batchnorm' (BatchNorm
+    running statistics, passed per call as ``batchnorm_term``) or 'both'.
+    """
+
+    metadata: TeacherMetadata | None
+    modality: str
+    observed_steps: int
+    alpha: float = 1e-4
+    beta: float = 1e-2
+    source: str = "features"
+    entropy_mode: str = "sample"
+    input_weight: float = 0.0
+    step_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.source not in ("features", "batchnorm", "both"):
+            raise ValueError(f"source: expected 'features', 'batchnorm' or 'both', got {self.source!r}")
+        if self.source in ("features", "both") and self.metadata is None:
+            raise ValueError("metadata: source='features' needs the teacher's stored feature statistics")
+        if self.input_weight < 0 or self.step_weight < 0:
+            raise ValueError(f"input_weight/step_weight: must be >= 0, got {self.input_weight}/{self.step_weight}")
+        if self.uses_inputs and (self.metadata is None or not self.metadata.has_inputs(self.modality)):
+            raise ValueError(f"input_weight/step_weight: the metadata has no input statistics of "
+                             f"{self.modality!r} (a teacher trained before they were stored?)")
+
+    @property
+    def uses_inputs(self) -> bool:
+        return self.input_weight > 0 or self.step_weight > 0
+
+    def parts(
+        self, x: Mapping[str, Tensor], teacher_out: Mapping[str, Tensor], batchnorm_term: Tensor | None = None
+    ) -> tuple[Tensor, dict[str, float]]:
+        """The loss on one synthetic batch ``x`` and the teacher's outputs on it, with its logged parts."""
+        observed = {self.modality: x[self.modality][:, : self.observed_steps]} if self.uses_inputs else None
+        return generator_loss(
+            teacher_out, self.metadata if self.source != "batchnorm" else None, self.alpha, self.beta,
+            entropy_mode=self.entropy_mode, batchnorm_term=batchnorm_term, inputs=observed,
+            input_weight=self.input_weight, step_weight=self.step_weight, input_metadata=self.metadata,
+        )
+
+    def __call__(self, x: Mapping[str, Tensor], teacher_out: Mapping[str, Tensor]) -> Tensor:
+        """The loss alone: the ``generator_objective`` of :func:`train_student_data_free`."""
+        return self.parts(x, teacher_out)[0]
+
+
 def _freeze(model: nn.Module) -> list[bool]:
     flags = [p.requires_grad for p in model.parameters()]
     for p in model.parameters():
@@ -393,6 +444,7 @@ def train_generator(
     callback: Callable[[int, dict[str, float]], None] | None = None,
     input_weight: float = 0.0,
     step_weight: float = 0.0,
+    objective: InversionLoss | None = None,
 ) -> list[dict[str, float]]:
     """Algorithm 1 step (1): knowledge inversion. Returns the per-step loss parts.
 
@@ -400,20 +452,18 @@ def train_generator(
     statistics) or 'both'. The teacher is frozen and kept in eval mode (BatchNorm uses its running stats,
     dropout is off), so only the generator learns. ``input_weight``/``step_weight``: weights of the input
     metadata terms (:func:`input_metadata_loss`; the metadata must hold the generator modality's input
-    statistics).
+    statistics). ``objective``: a ready :class:`InversionLoss` (then ``metadata`` up to ``step_weight``
+    other than ``seed``/``callback`` are not read), so that a caller can hand the very same objective to
+    the adversarial steps of :func:`train_student_data_free`.
     """
     if steps < 1 or batch_size < 2:
         raise ValueError(f"steps/batch_size: need steps >= 1 and batch_size >= 2, got {steps}/{batch_size}")
-    if source not in ("features", "batchnorm", "both"):
-        raise ValueError(f"source: expected 'features', 'batchnorm' or 'both', got {source!r}")
-    if source in ("features", "both") and metadata is None:
-        raise ValueError("metadata: source='features' needs the teacher's stored feature statistics")
-    if input_weight < 0 or step_weight < 0:
-        raise ValueError(f"input_weight/step_weight: must be >= 0, got {input_weight}/{step_weight}")
-    use_inputs = input_weight > 0 or step_weight > 0
-    if use_inputs and (metadata is None or not metadata.has_inputs(generator.modality)):
-        raise ValueError(f"input_weight/step_weight: the metadata has no input statistics of "
-                         f"{generator.modality!r} (a teacher trained before they were stored?)")
+    if objective is None:
+        objective = InversionLoss(metadata, generator.modality, generator.out_shape[0], alpha, beta, source,
+                                  entropy_mode, input_weight, step_weight)
+    elif objective.modality != generator.modality:
+        raise ValueError(f"objective: built for {objective.modality!r}, the generator makes {generator.modality!r}")
+    source = objective.source
     rng = torch.Generator(device="cpu")
     if seed is not None:
         rng.manual_seed(seed)
@@ -433,13 +483,7 @@ def train_generator(
             z = torch.randn(batch_size, generator.noise_dim, generator=rng).to(generator._lo.device)
             x = generator(z)
             out = teacher(x)
-            bn = taps.pop() if taps is not None else None
-            observed = {generator.modality: x[generator.modality][:, : generator.out_shape[0]]}
-            loss, parts = generator_loss(
-                out, metadata if source != "batchnorm" else None, alpha, beta,
-                entropy_mode=entropy_mode, batchnorm_term=bn, inputs=observed if use_inputs else None,
-                input_weight=input_weight, step_weight=step_weight, input_metadata=metadata,
-            )
+            loss, parts = objective.parts(x, out, taps.pop() if taps is not None else None)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"generator loss is not finite at step {step}: {parts}")
             opt.zero_grad(set_to_none=True)
@@ -470,7 +514,6 @@ def train_student_data_free(
     generator_every: int = 0,
     adversarial_weight: float = 0.0,
     generator_objective: Callable[[Mapping[str, Tensor], Mapping[str, Tensor]], Tensor] | None = None,
-    generator_lr: float | None = None,
 ) -> list[float]:
     """Algorithm 1 step (2): train the student on generated inputs only, with 'kl' (eq. 9) or 'mse' (eq. 10).
 
@@ -499,7 +542,7 @@ def train_student_data_free(
     teacher.eval()
     generator.eval()
     opt = torch.optim.Adam(student.parameters(), lr=lr)
-    g_opt = torch.optim.Adam(generator.parameters(), lr=generator_lr or lr) if generator_every else None
+    g_opt = torch.optim.Adam(generator.parameters(), lr=lr) if generator_every else None
     t_flags = _freeze(teacher) if generator_every else None
     student.train()
     history: list[float] = []
@@ -534,14 +577,10 @@ def train_student_data_free(
 def disagreement(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
     """``T^2 KL(p_teacher || p_student)`` at temperature T, differentiable on *both* sides.
 
-    Unlike :func:`~.losses.kl_distillation_loss` the teacher side is not detached: the generator's
-    adversarial step needs the gradient of the disagreement through the teacher's logits too.
+    The adversarial generator step needs the gradient of the disagreement through the teacher's logits
+    too, so this is :func:`~.losses.kl_distillation_loss` with the teacher side kept in the graph.
     """
-    s = student_logits.reshape(-1, student_logits.shape[-1]).float()
-    t = teacher_logits.reshape(-1, teacher_logits.shape[-1]).float()
-    log_p = torch.log_softmax(t / temperature, dim=-1)
-    log_q = torch.log_softmax(s / temperature, dim=-1)
-    return (log_p.exp() * (log_p - log_q)).sum(-1).mean() * temperature**2
+    return kl_distillation_loss(student_logits, teacher_logits, temperature, detach_teacher=False)
 
 
 def adversarial_generator_step(

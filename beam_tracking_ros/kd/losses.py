@@ -126,16 +126,21 @@ def power_target_loss(logits: Tensor, powers_dbm: Tensor, temperature_db: float 
     return -(target * F.log_softmax(rows, dim=-1)).sum(-1).mean()
 
 
-def kl_distillation_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 2.0) -> Tensor:
+def kl_distillation_loss(
+    student_logits: Tensor, teacher_logits: Tensor, temperature: float = 2.0, detach_teacher: bool = True
+) -> Tensor:
     """``T^2 * KL(p_teacher || p_student)`` at temperature T, summed over classes, averaged over rows.
 
-    Rows are samples (and horizon steps, Ma et al. eq. 11 averages over steps). The teacher side is
-    detached: distillation never trains the teacher.
+    Rows are samples (and horizon steps, Ma et al. eq. 11 averages over steps). By default the teacher
+    side is detached: distillation never trains the teacher. ``detach_teacher=False`` keeps its gradient,
+    for the adversarial data-free generator, whose inputs reach the student *and* the teacher
+    (:func:`~.data_free.disagreement`).
     """
     if temperature <= 0:
         raise ValueError(f"temperature: must be > 0, got {temperature}")
     s = _as_steps(student_logits).float()
-    t = _as_steps(teacher_logits).detach().float()
+    t = _as_steps(teacher_logits)
+    t = (t.detach() if detach_teacher else t).float()
     if s.shape != t.shape:
         raise ValueError(f"student/teacher logits shapes differ: {tuple(s.shape)} vs {tuple(t.shape)}")
     log_q = F.log_softmax(s / temperature, dim=-1)

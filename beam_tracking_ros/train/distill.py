@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from ..models.checkpoint import CheckpointError, safe_load, save_tensors, write_json
 from .config import ConfigError, RunConfig, check_modalities
@@ -60,8 +60,8 @@ def fit_data_free(
 
     from ..kd.data_free import (
         Generator,
+        InversionLoss,
         TeacherMetadata,
-        generator_loss,
         train_generator,
         train_student_data_free,
     )
@@ -123,27 +123,22 @@ def fit_data_free(
         bar.update(1)
         bar.set_postfix(stage="student", loss=f"{value:.4f}")
 
-    def inversion(x: Mapping[str, Tensor], out: Mapping[str, Tensor]) -> Tensor:
-        """Eq. 8 (plus the input metadata when configured) on one synthetic batch, for the adversarial
-        generator steps; the same terms and weights as :func:`train_generator`'s."""
-        observed = {modality: x[modality][:, : generator.out_shape[0]]}
-        use_inputs = f.input_weight > 0 or f.step_weight > 0
-        value, _ = generator_loss(out, metadata, f.act_weight, f.ent_weight, entropy_mode=f.entropy_mode,
-                                  inputs=observed if use_inputs else None, input_weight=f.input_weight,
-                                  step_weight=f.step_weight, input_metadata=metadata)
-        return value
+    # One objective for the inversion and the adversarial generator steps (the same terms and weights).
+    try:
+        objective = InversionLoss(metadata, modality, generator.out_shape[0], f.act_weight, f.ent_weight,
+                                  f.metadata_source, f.entropy_mode, f.input_weight, f.step_weight)
+    except ValueError as exc:
+        raise ConfigError(f"distill.data_free: {exc}") from None
 
     try:
         g_hist = train_generator(generator, teacher, metadata, steps=f.generator_steps, batch_size=f.batch_size,
-                                 lr=f.lr, alpha=f.act_weight, beta=f.ent_weight, source=f.metadata_source,
-                                 entropy_mode=f.entropy_mode, seed=cfg.train.seed, callback=g_cb,
-                                 input_weight=f.input_weight, step_weight=f.step_weight)
+                                 lr=f.lr, seed=cfg.train.seed, callback=g_cb, objective=objective)
         s_hist = train_student_data_free(student, teacher, generator, steps=f.student_steps,
                                          batch_size=f.batch_size, lr=f.lr, loss=f.loss,
                                          temperature=cfg.distill.temperature, seed=cfg.train.seed + 1,
                                          callback=s_cb, generator_every=f.generator_every,
                                          adversarial_weight=f.adversarial_weight,
-                                         generator_objective=inversion if f.generator_every else None)
+                                         generator_objective=objective if f.generator_every else None)
     except FloatingPointError as exc:
         raise TrainingError(f"data-free KD: {exc}: training stopped") from None
     finally:
