@@ -50,6 +50,7 @@ from .losses import kl_distillation_loss, logit_mse_loss
 
 __all__ = [
     "Generator",
+    "InversionLoss",
     "TeacherMetadata",
     "activation_loss",
     "adversarial_generator_step",
@@ -459,8 +460,9 @@ def train_generator(
     if steps < 1 or batch_size < 2:
         raise ValueError(f"steps/batch_size: need steps >= 1 and batch_size >= 2, got {steps}/{batch_size}")
     if objective is None:
-        objective = InversionLoss(metadata, generator.modality, generator.out_shape[0], alpha, beta, source,
-                                  entropy_mode, input_weight, step_weight)
+        objective = InversionLoss(metadata, generator.modality, generator.out_shape[0], alpha=alpha, beta=beta,
+                                  source=source, entropy_mode=entropy_mode, input_weight=input_weight,
+                                  step_weight=step_weight)
     elif objective.modality != generator.modality:
         raise ValueError(f"objective: built for {objective.modality!r}, the generator makes {generator.modality!r}")
     source = objective.source

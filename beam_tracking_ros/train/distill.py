@@ -125,8 +125,9 @@ def fit_data_free(
 
     # One objective for the inversion and the adversarial generator steps (the same terms and weights).
     try:
-        objective = InversionLoss(metadata, modality, generator.out_shape[0], f.act_weight, f.ent_weight,
-                                  f.metadata_source, f.entropy_mode, f.input_weight, f.step_weight)
+        objective = InversionLoss(metadata, modality, generator.out_shape[0], alpha=f.act_weight,
+                                  beta=f.ent_weight, source=f.metadata_source, entropy_mode=f.entropy_mode,
+                                  input_weight=f.input_weight, step_weight=f.step_weight)
     except ValueError as exc:
         raise ConfigError(f"distill.data_free: {exc}") from None
 
