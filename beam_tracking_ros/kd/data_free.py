@@ -104,9 +104,14 @@ class Generator(nn.Module):
         )
 
     def sample_noise(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
-        """Standard-normal latent ``(B, noise_dim)`` (Algorithm 1, line 3)."""
+        """Standard-normal latent ``(B, noise_dim)`` (Algorithm 1, line 3), on the generator's device.
+
+        The draw happens on the random ``generator``'s own device and is moved after, so a seeded CPU
+        ``torch.Generator`` gives the same latents whether the model sits on the CPU or a GPU.
+        """
         device = self._lo.device
-        return torch.randn(batch_size, self.noise_dim, generator=generator, device=device)
+        draw_on = generator.device if generator is not None else device
+        return torch.randn(batch_size, self.noise_dim, generator=generator, device=draw_on).to(device)
 
     def forward(self, noise: Tensor) -> dict[str, Tensor]:
         """Return ``{modality: (B, *out_shape)}``, ready for the teacher's forward."""
@@ -453,9 +458,10 @@ def train_generator(
     statistics) or 'both'. The teacher is frozen and kept in eval mode (BatchNorm uses its running stats,
     dropout is off), so only the generator learns. ``input_weight``/``step_weight``: weights of the input
     metadata terms (:func:`input_metadata_loss`; the metadata must hold the generator modality's input
-    statistics). ``objective``: a ready :class:`InversionLoss` (then ``metadata`` up to ``step_weight``
-    other than ``seed``/``callback`` are not read), so that a caller can hand the very same objective to
-    the adversarial steps of :func:`train_student_data_free`.
+    statistics). ``objective``: a ready :class:`InversionLoss`, used instead of one built from
+    ``metadata``, ``alpha``, ``beta``, ``source``, ``entropy_mode``, ``input_weight`` and ``step_weight``
+    (those are then not read), so that a caller can hand the very same objective to the adversarial
+    steps of :func:`train_student_data_free`.
     """
     if steps < 1 or batch_size < 2:
         raise ValueError(f"steps/batch_size: need steps >= 1 and batch_size >= 2, got {steps}/{batch_size}")
@@ -482,7 +488,7 @@ def train_generator(
     generator.train()
     try:
         for step in range(steps):
-            z = torch.randn(batch_size, generator.noise_dim, generator=rng).to(generator._lo.device)
+            z = generator.sample_noise(batch_size, rng)
             x = generator(z)
             out = teacher(x)
             loss, parts = objective.parts(x, out, taps.pop() if taps is not None else None)
@@ -555,7 +561,7 @@ def train_student_data_free(
                 adversarial_generator_step(generator, teacher, student, g_opt, generator_objective,
                                            adversarial_weight, temperature, batch_size, rng)
             with torch.no_grad():
-                z = torch.randn(batch_size, generator.noise_dim, generator=rng).to(generator._lo.device)
+                z = generator.sample_noise(batch_size, rng)
                 x = generator(z)
                 zt = teacher(x)["logits"]
             zs = student(x)["logits"]
@@ -606,7 +612,7 @@ def adversarial_generator_step(
     student.eval()
     generator.train()
     try:
-        z = torch.randn(batch_size, generator.noise_dim, generator=rng).to(generator._lo.device)
+        z = generator.sample_noise(batch_size, rng)
         x = generator(z)
         out = teacher(x)
         value = objective(x, out)

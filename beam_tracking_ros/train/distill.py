@@ -124,12 +124,11 @@ def fit_data_free(
         bar.set_postfix(stage="student", loss=f"{value:.4f}")
 
     # One objective for the inversion and the adversarial generator steps (the same terms and weights).
-    try:
-        objective = InversionLoss(metadata, modality, generator.out_shape[0], alpha=f.act_weight,
-                                  beta=f.ent_weight, source=f.metadata_source, entropy_mode=f.entropy_mode,
-                                  input_weight=f.input_weight, step_weight=f.step_weight)
-    except ValueError as exc:
-        raise ConfigError(f"distill.data_free: {exc}") from None
+    # Its own checks cannot fail here: the config validated the source and weights, and the input
+    # statistics were checked above with a message that says what to do.
+    objective = InversionLoss(metadata, modality, generator.out_shape[0], alpha=f.act_weight,
+                              beta=f.ent_weight, source=f.metadata_source, entropy_mode=f.entropy_mode,
+                              input_weight=f.input_weight, step_weight=f.step_weight)
 
     try:
         g_hist = train_generator(generator, teacher, metadata, steps=f.generator_steps, batch_size=f.batch_size,
